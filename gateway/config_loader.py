@@ -1,0 +1,389 @@
+"""routes.yaml -> GatewayConfig, with every check and every problem's file:line:field."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+import re
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from gateway.config import (
+    DEFAULT_TIMEOUT,
+    RESERVED_PREFIX,
+    ConfigError,
+    ConfigProblem,
+    GatewayConfig,
+    HttpTarget,
+    LambdaTarget,
+    Route,
+    Sticky,
+    Target,
+)
+from gateway.durations import parse_duration
+
+TOP_KEYS = ("targets", "routes")
+HTTP_TARGET_KEYS = ("url", "timeout")
+LAMBDA_TARGET_KEYS = ("lambda", "timeout", "region", "endpoint_url")
+ROUTE_KEYS = ("name", "path", "methods", "headers", "split", "target", "sticky", "rewrite")
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+FUNCTION_RE = re.compile(
+    r"^(arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:)?"
+    r"[A-Za-z0-9_-]{1,64}(:(\$LATEST|[A-Za-z0-9_-]{1,128}))?$"
+)
+WEIGHT_TOLERANCE = 1e-6
+
+
+class _Checker:
+    """Collects problems while walking the YAML tree; lines come from ruamel's markers."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[ConfigProblem] = []
+
+    def problem(self, line: int, where: str, message: str) -> None:
+        self.problems.append(ConfigProblem(self.source, line, where, message))
+
+    def unknown_keys(self, node: CommentedMap, allowed: tuple[str, ...], where: str) -> None:
+        for key in node:
+            if key not in allowed:
+                guess = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+                expected = ", ".join(allowed)
+                self.problem(
+                    key_line(node, key),
+                    f"{where}.{key}",
+                    f"unknown key{hint}; expected one of: {expected}",
+                )
+
+
+def key_line(node: Any, key: Any) -> int:
+    try:
+        return int(node.lc.key(key)[0]) + 1
+    except (AttributeError, KeyError, TypeError):
+        return node_line(node)
+
+
+def node_line(node: Any) -> int:
+    try:
+        return int(node.lc.line) + 1
+    except AttributeError:
+        return 0
+
+
+def load_file(path: str) -> GatewayConfig:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigProblem(path, 0, "file", f"cannot read: {exc}")]) from exc
+    return load_text(text, path)
+
+
+def load_text(text: str, source: str) -> GatewayConfig:
+    checker = _Checker(source)
+    document = _parse_yaml(text, checker)
+    if checker.problems:
+        raise ConfigError(checker.problems)
+    if not isinstance(document, CommentedMap):
+        checker.problem(node_line(document), "config", "must be a mapping with targets and routes")
+        raise ConfigError(checker.problems)
+    checker.unknown_keys(document, TOP_KEYS, "config")
+    targets = _targets(document, checker)
+    routes = _routes(document, targets, checker)
+    if checker.problems:
+        raise ConfigError(checker.problems)
+    version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    return GatewayConfig(MappingProxyType(targets), tuple(routes), source, version, text)
+
+
+def _parse_yaml(text: str, checker: _Checker) -> Any:
+    yaml = YAML(typ="rt")
+    try:
+        return yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 0
+        checker.problem(line, "yaml", f"{exc.problem or exc.context}".strip())
+    except YAMLError as exc:
+        checker.problem(0, "yaml", str(exc).strip())
+    return None
+
+
+def _targets(document: CommentedMap, checker: _Checker) -> dict[str, Target]:
+    node = document.get("targets")
+    if not isinstance(node, CommentedMap) or not node:
+        checker.problem(key_line(document, "targets"), "targets", "a mapping of target names")
+        return {}
+    targets: dict[str, Target] = {}
+    for name, spec in node.items():
+        where = f"targets.{name}"
+        line = key_line(node, name)
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            checker.problem(line, where, "target names are letters, digits, '-', '_' and '.'")
+            continue
+        if not isinstance(spec, CommentedMap):
+            checker.problem(line, where, "must be a mapping with 'url' or 'lambda'")
+            continue
+        target = _target(name, spec, line, where, checker)
+        if target is not None:
+            targets[name] = target
+    return targets
+
+
+def _target(
+    name: str, spec: CommentedMap, line: int, where: str, checker: _Checker
+) -> Target | None:
+    if ("url" in spec) == ("lambda" in spec):
+        checker.problem(line, where, "needs exactly one of 'url' (HTTP) or 'lambda' (function)")
+        return None
+    timeout = _duration(spec, "timeout", where, checker)
+    if "url" in spec:
+        checker.unknown_keys(spec, HTTP_TARGET_KEYS, where)
+        url = _url(spec, "url", where, checker)
+        return HttpTarget(name, url, timeout) if url else None
+    checker.unknown_keys(spec, LAMBDA_TARGET_KEYS, where)
+    function = spec["lambda"]
+    if not isinstance(function, str) or not FUNCTION_RE.match(function):
+        checker.problem(
+            key_line(spec, "lambda"),
+            f"{where}.lambda",
+            f"{function!r} is not a function name, name:alias or function ARN",
+        )
+        return None
+    region = _optional_str(spec, "region", where, checker)
+    endpoint = _url(spec, "endpoint_url", where, checker) if "endpoint_url" in spec else None
+    return LambdaTarget(name, function, timeout, region, endpoint)
+
+
+def _duration(spec: CommentedMap, key: str, where: str, checker: _Checker) -> float:
+    if key not in spec:
+        return DEFAULT_TIMEOUT
+    try:
+        value = parse_duration(spec[key])
+    except ValueError as exc:
+        checker.problem(key_line(spec, key), f"{where}.{key}", str(exc))
+        return DEFAULT_TIMEOUT
+    if value <= 0:
+        checker.problem(key_line(spec, key), f"{where}.{key}", "must be more than zero")
+    return value
+
+
+def _url(spec: CommentedMap, key: str, where: str, checker: _Checker) -> str | None:
+    value = spec[key]
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        checker.problem(key_line(spec, key), f"{where}.{key}", f"{value!r} is not an http(s) URL")
+        return None
+    if parts.query or parts.fragment:
+        checker.problem(key_line(spec, key), f"{where}.{key}", "no query or fragment allowed")
+        return None
+    try:
+        _ = parts.port
+    except ValueError:
+        checker.problem(key_line(spec, key), f"{where}.{key}", f"{value!r} has a bad port")
+        return None
+    return str(value).rstrip("/")
+
+
+def _optional_str(spec: CommentedMap, key: str, where: str, checker: _Checker) -> str | None:
+    value = spec.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        checker.problem(key_line(spec, key), f"{where}.{key}", "must be a non-empty string")
+        return None
+    return value
+
+
+def _routes(document: CommentedMap, targets: dict[str, Target], checker: _Checker) -> list[Route]:
+    node = document.get("routes")
+    if not isinstance(node, CommentedSeq) or not node:
+        checker.problem(key_line(document, "routes"), "routes", "a list of routes")
+        return []
+    routes: list[Route] = []
+    seen: dict[str, int] = {}
+    for index, spec in enumerate(node):
+        where = f"routes[{index}]"
+        if not isinstance(spec, CommentedMap):
+            checker.problem(_item_line(node, index), where, "must be a mapping")
+            continue
+        name = spec.get("name")
+        if isinstance(name, str) and name in seen:
+            checker.problem(
+                key_line(spec, "name"),
+                f"{where}.name",
+                f"duplicate route name {name!r} (first at line {seen[name]})",
+            )
+        elif isinstance(name, str):
+            seen[name] = key_line(spec, "name")
+        route = _route(spec, where, targets, checker)
+        if route is not None:
+            routes.append(route)
+    return routes
+
+
+def _item_line(seq: CommentedSeq, index: int) -> int:
+    try:
+        return int(seq.lc.item(index)[0]) + 1
+    except (AttributeError, KeyError, TypeError):
+        return node_line(seq)
+
+
+def _route(
+    spec: CommentedMap, where: str, targets: dict[str, Target], checker: _Checker
+) -> Route | None:
+    before = len(checker.problems)
+    checker.unknown_keys(spec, ROUTE_KEYS, where)
+    line = node_line(spec)
+    name = spec.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        checker.problem(key_line(spec, "name"), f"{where}.name", "a route needs a name")
+    else:
+        where = f"{where[:-1]}:{name}]"
+    path = _path(spec, "path", where, checker, required=True)
+    rewrite = _path(spec, "rewrite", where, checker, required=False)
+    if path is not None and (path == RESERVED_PREFIX or path.startswith(RESERVED_PREFIX + "/")):
+        checker.problem(key_line(spec, "path"), f"{where}.path", f"{RESERVED_PREFIX} is reserved")
+    methods = _methods(spec, where, checker)
+    headers = _headers(spec, where, checker)
+    split = _split(spec, where, targets, checker)
+    sticky = _sticky(spec, where, checker)
+    if len(checker.problems) > before or path is None or not isinstance(name, str):
+        return None
+    return Route(name, path, split, methods, headers, sticky, rewrite, line)
+
+
+def _path(
+    spec: CommentedMap, key: str, where: str, checker: _Checker, *, required: bool
+) -> str | None:
+    if key not in spec:
+        if required:
+            checker.problem(node_line(spec), f"{where}.{key}", "is required")
+        return None
+    value = spec[key]
+    line = key_line(spec, key)
+    if not isinstance(value, str) or not value.startswith("/"):
+        checker.problem(line, f"{where}.{key}", f"{value!r} must start with '/'")
+        return None
+    segments = value.strip("/").split("/")
+    if any(c in value for c in "?#%\\ ") or "//" in value or {".", ".."} & set(segments):
+        checker.problem(
+            line, f"{where}.{key}", f"{value!r}: no '?', '#', '%', spaces, '//' or dot segments"
+        )
+        return None
+    return value.rstrip("/") or "/"
+
+
+def _methods(spec: CommentedMap, where: str, checker: _Checker) -> frozenset[str] | None:
+    if "methods" not in spec:
+        return None
+    value = spec["methods"]
+    line = key_line(spec, "methods")
+    if not isinstance(value, list) or not value:
+        checker.problem(line, f"{where}.methods", "a non-empty list such as [GET, POST]")
+        return None
+    methods = {str(m).upper() for m in value}
+    unknown = sorted(methods - METHODS)
+    if unknown:
+        checker.problem(line, f"{where}.methods", f"unknown method(s): {', '.join(unknown)}")
+    return frozenset(methods)
+
+
+def _headers(spec: CommentedMap, where: str, checker: _Checker) -> tuple[tuple[str, str], ...]:
+    value = spec.get("headers")
+    if value is None:
+        return ()
+    if not isinstance(value, CommentedMap):
+        checker.problem(key_line(spec, "headers"), f"{where}.headers", "a mapping name: value")
+        return ()
+    pairs: list[tuple[str, str]] = []
+    for header, expected in value.items():
+        line = key_line(value, header)
+        if not isinstance(header, str) or not HEADER_NAME_RE.match(header):
+            checker.problem(line, f"{where}.headers", f"{header!r} is not a header name")
+        elif isinstance(expected, bool) or not isinstance(expected, str | int | float):
+            checker.problem(line, f"{where}.headers.{header}", "the value must be a string")
+        else:
+            pairs.append((header.lower(), str(expected)))
+    return tuple(pairs)
+
+
+def _split(
+    spec: CommentedMap, where: str, targets: dict[str, Target], checker: _Checker
+) -> tuple[tuple[str, float], ...]:
+    line = node_line(spec)
+    if ("split" in spec) == ("target" in spec):
+        checker.problem(line, where, "needs exactly one of 'split' or 'target'")
+        return ()
+    if "target" in spec:
+        name = spec["target"]
+        if not isinstance(name, str) or name not in targets:
+            _unknown_target(checker, key_line(spec, "target"), f"{where}.target", name, targets)
+            return ()
+        return ((name, 100.0),)
+    node = spec["split"]
+    if not isinstance(node, CommentedMap) or not node:
+        checker.problem(key_line(spec, "split"), f"{where}.split", "a mapping target: percent")
+        return ()
+    split = _weights(node, f"{where}.split", targets, checker)
+    total = sum(weight for _, weight in split)
+    if split and abs(total - 100.0) > WEIGHT_TOLERANCE:
+        checker.problem(
+            key_line(spec, "split"), f"{where}.split", f"weights sum to {total:g}, not 100"
+        )
+    return split
+
+
+def _weights(
+    node: CommentedMap, where: str, targets: dict[str, Target], checker: _Checker
+) -> tuple[tuple[str, float], ...]:
+    split: list[tuple[str, float]] = []
+    for name, weight in node.items():
+        line = key_line(node, name)
+        if name not in targets:
+            _unknown_target(checker, line, f"{where}.{name}", name, targets)
+            continue
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, int | float)
+            or not math.isfinite(weight)
+            or not 0 <= weight <= 100
+        ):
+            checker.problem(line, f"{where}.{name}", f"{weight!r} is not a percentage 0..100")
+            continue
+        split.append((name, float(weight)))
+    return tuple(split)
+
+
+def _unknown_target(
+    checker: _Checker, line: int, where: str, name: object, targets: dict[str, Target]
+) -> None:
+    guess = difflib.get_close_matches(str(name), list(targets), n=1)
+    hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+    checker.problem(line, where, f"unknown target {name!r}{hint}")
+
+
+def _sticky(spec: CommentedMap, where: str, checker: _Checker) -> Sticky | None:
+    value = spec.get("sticky")
+    if value is None:
+        return None
+    source, _, name = str(value).partition(":")
+    if source not in ("header", "cookie") or not name or not HEADER_NAME_RE.match(name):
+        checker.problem(
+            key_line(spec, "sticky"),
+            f"{where}.sticky",
+            f"{value!r}: expected header:NAME or cookie:NAME",
+        )
+        return None
+    if source == "header":
+        return Sticky("header", name.lower())
+    return Sticky("cookie", name)

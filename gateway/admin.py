@@ -1,0 +1,62 @@
+"""The /_gateway admin API: health and the route table in use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter
+
+from gateway.config import HttpTarget, LambdaTarget, Target
+from gateway.durations import format_duration
+from gateway.runtime import Runtime
+
+
+def describe_target(target: Target) -> dict[str, Any]:
+    match target:
+        case HttpTarget():
+            return {"kind": "http", "url": target.url, "timeout": format_duration(target.timeout)}
+        case LambdaTarget():
+            return {
+                "kind": "lambda",
+                "function": target.function,
+                "timeout": format_duration(target.timeout),
+                "region": target.region,
+                "endpoint_url": target.endpoint_url,
+            }
+
+
+def describe(runtime: Runtime) -> dict[str, Any]:
+    config = runtime.config
+    return {
+        "source": config.source,
+        "version": config.version,
+        "loaded_at": runtime.loaded_at,
+        "targets": {name: describe_target(t) for name, t in config.targets.items()},
+        "routes": [
+            {
+                "name": route.name,
+                "path": route.path,
+                "methods": sorted(route.methods) if route.methods is not None else None,
+                "headers": dict(route.headers),
+                "split": dict(route.split),
+                "sticky": str(route.sticky) if route.sticky else None,
+                "rewrite": route.rewrite,
+            }
+            for route in config.routes
+        ],
+    }
+
+
+def admin_router(runtime: Callable[[], Runtime]) -> APIRouter:
+    router = APIRouter(prefix="/_gateway")
+
+    @router.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/routes")
+    async def routes() -> dict[str, Any]:
+        return describe(runtime())
+
+    return router

@@ -1,0 +1,80 @@
+"""create_app(...) -> FastAPI: the proxy in front, the /_gateway admin API behind it.
+
+`gateway.app:app` reads the config named by GATEWAY_CONFIG (default routes.yaml) when it is
+first looked up, so importing this module for `create_app` loads nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from gateway.admin import admin_router
+from gateway.config import GatewayConfig, load_config
+from gateway.proxy import Proxy
+from gateway.runtime import Runtime, build_runtime
+
+DEFAULT_CONFIG = "routes.yaml"
+
+
+class RuntimeHolder:
+    """The one reference a reload swaps; each request reads it once and keeps what it got."""
+
+    __slots__ = ("current",)
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.current = runtime
+
+    def get(self) -> Runtime:
+        return self.current
+
+
+def config_path_from_env() -> str:
+    return os.environ.get("GATEWAY_CONFIG") or DEFAULT_CONFIG
+
+
+def create_app(config_path: str | None = None, *, config: GatewayConfig | None = None) -> FastAPI:
+    """Build the gateway; raises ConfigError (every problem listed) before serving anything."""
+    if config is None:
+        config = load_config(config_path or config_path_from_env())
+    holder = RuntimeHolder(build_runtime(config))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await holder.current.aclose()
+
+    app = FastAPI(
+        title="Strangler gateway",
+        lifespan=lifespan,
+        docs_url="/_gateway/docs",
+        redoc_url=None,
+        openapi_url="/_gateway/openapi.json",
+    )
+    app.state.runtime = holder
+    app.include_router(admin_router(holder.get))
+    app.add_exception_handler(HTTPException, _admin_error)
+    app.add_middleware(Proxy, runtime=holder.get)
+    return app
+
+
+async def _admin_error(request: Request, exc: Exception) -> JSONResponse:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    return JSONResponse(
+        {"error": "admin", "message": detail, "route": None, "target": None}, status_code=status
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        app = create_app()
+        globals()["app"] = app
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

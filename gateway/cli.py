@@ -1,0 +1,90 @@
+"""The `gateway` command: validate and explain a route table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.headers import HeaderView
+from gateway.routing import RouteTable
+
+DEFAULT_FILE = "routes.yaml"
+
+
+def _load(path: str) -> GatewayConfig | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    config = _load(args.file)
+    if config is None:
+        return 1
+    print(f"{args.file}: ok ({len(config.targets)} targets, {len(config.routes)} routes)")
+    return 0
+
+
+def _parse_header(text: str) -> tuple[bytes, bytes]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: write -H 'Name: value'")
+    return name.strip().lower().encode("latin-1"), value.strip().encode("latin-1")
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    words: list[str] = args.words
+    if len(words) not in (2, 3):
+        print("usage: gateway explain [FILE] METHOD PATH [-H 'Name: value' ...]", file=sys.stderr)
+        return 2
+    path_file = words[0] if len(words) == 3 else DEFAULT_FILE
+    method, path = words[-2].upper(), words[-1]
+    config = _load(path_file)
+    if config is None:
+        return 1
+    headers = HeaderView([_parse_header(h) for h in args.header])
+    verdicts = RouteTable(config).explain(method, path.split("?", 1)[0], headers)
+    winner = next((v for v in verdicts if v.accepted), None)
+    if winner is None:
+        print(f"{method} {path}: no route matches (the gateway answers 404)")
+    else:
+        route = winner.route
+        print(f"{method} {path} -> route {route.name!r} (line {route.line})")
+        print(f"  why: {winner.reason}")
+        for target, weight in route.split:
+            print(f"  target {target}: {weight:g}%")
+        if route.sticky:
+            print(f"  sticky on {route.sticky}")
+        if route.rewrite:
+            print(f"  path rewritten: {route.path} -> {route.rewrite}")
+    for verdict in verdicts:
+        if verdict is not winner:
+            print(f"  passed over {verdict.route.name!r} ({verdict.route.path}): {verdict.reason}")
+    return 0 if winner else 3
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    verbs = top.add_subparsers(dest="verb", required=True)
+    validate = verbs.add_parser("validate", help="check a routes.yaml; exit 1 listing problems")
+    validate.add_argument("file", nargs="?", default=DEFAULT_FILE)
+    validate.set_defaults(run=cmd_validate)
+    explain = verbs.add_parser("explain", help="which route and targets a request gets, and why")
+    explain.add_argument("words", nargs="+", metavar="[FILE] METHOD PATH")
+    explain.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
+    explain.set_defaults(run=cmd_explain)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The gateway's own failures, each with its status and code, rendered as one JSON shape."""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+from gateway.asgi import Send
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class GatewayError(Exception):
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "gateway_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        route: str | None = None,
+        target: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.route = route
+        self.target = target
+        self.retry_after = retry_after
+
+    def located(self, route: str | None, target: str | None) -> GatewayError:
+        """Fill in where it happened, keeping what the raiser already knew."""
+        self.route = self.route or route
+        self.target = self.target or target
+        return self
+
+
+class NoRouteMatched(GatewayError):
+    status_code, code = 404, "no_route"
+
+
+class PayloadTooLarge(GatewayError):
+    status_code, code = 413, "payload_too_large"
+
+
+class UpstreamUnavailable(GatewayError):
+    status_code, code = 502, "upstream_unavailable"
+
+
+class UpstreamFunctionError(GatewayError):
+    status_code, code = 502, "function_error"
+
+
+class UpstreamThrottled(GatewayError):
+    status_code, code = 503, "upstream_throttled"
+
+
+class UpstreamTimeout(GatewayError):
+    status_code, code = 504, "upstream_timeout"
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its request body was complete: nothing to answer."""
+
+
+def render(error: GatewayError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    body = json.dumps(
+        {
+            "error": error.code,
+            "message": error.message,
+            "route": error.route,
+            "target": error.target,
+        }
+    ).encode()
+    headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    if error.route is not None:
+        headers.append((b"x-gateway-route", error.route.encode()))
+    if error.target is not None:
+        headers.append((b"x-gateway-target", error.target.encode()))
+    if error.retry_after is not None:
+        headers.append((b"retry-after", str(error.retry_after).encode()))
+    return error.status_code, headers, body
+
+
+async def send_error(send: Send, error: GatewayError) -> None:
+    status, headers, body = render(error)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

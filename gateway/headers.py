@@ -1,0 +1,110 @@
+"""Header hygiene on the way in and out: hop-by-hop headers dropped, X-Forwarded-* kept right.
+
+Headers stay in ASGI's raw form, a list of (lowercase name, value) byte pairs, so repeated
+headers (several Set-Cookie) and their order survive untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+HOP_BY_HOP = frozenset(
+    {b"connection", b"keep-alive", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
+)
+GATEWAY_PREFIX = b"x-gateway-"
+
+
+def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection":
+            tokens.update(token.strip().lower() for token in value.split(b","))
+    return tokens
+
+
+def _is_hop_by_hop(name: bytes, named: set[bytes]) -> bool:
+    return name in HOP_BY_HOP or name.startswith(b"proxy-") or name in named
+
+
+def request_headers(
+    headers: Iterable[tuple[bytes, bytes]], client_host: str | None, scheme: str
+) -> RawHeaders:
+    """What the upstream receives: hop-by-hop and Host dropped, X-Forwarded-* updated."""
+    headers = list(headers)
+    named = _connection_tokens(headers)
+    forwarded_for: list[bytes] = []
+    host = b""
+    out: RawHeaders = []
+    for name, value in headers:
+        if name == b"host":
+            host = value
+        elif name == b"x-forwarded-for":
+            forwarded_for.append(value)
+        elif name in (b"x-forwarded-proto", b"x-forwarded-host") or _is_hop_by_hop(name, named):
+            continue
+        else:
+            out.append((name, value))
+    if client_host:
+        forwarded_for.append(client_host.encode("latin-1"))
+    if forwarded_for:
+        out.append((b"x-forwarded-for", b", ".join(forwarded_for)))
+    out.append((b"x-forwarded-proto", scheme.encode("latin-1")))
+    if host:
+        out.append((b"x-forwarded-host", host))
+    return out
+
+
+def response_headers(headers: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
+    """What the client receives from an upstream answer: hop-by-hop and x-gateway-* dropped."""
+    headers = list(headers)
+    named = _connection_tokens(headers)
+    return [
+        (name, value)
+        for name, value in headers
+        if not _is_hop_by_hop(name, named) and not name.startswith(GATEWAY_PREFIX)
+    ]
+
+
+def lower_raw(headers: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
+    return [(name.lower(), value) for name, value in headers]
+
+
+class HeaderView(Mapping[str, str]):
+    """A read-only name -> last value view over raw ASGI headers, decoded once on first use."""
+
+    __slots__ = ("_decoded", "_raw")
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._decoded: dict[str, str] | None = None
+
+    def _map(self) -> dict[str, str]:
+        if self._decoded is None:
+            self._decoded = {
+                name.decode("latin-1").lower(): value.decode("latin-1") for name, value in self._raw
+            }
+        return self._decoded
+
+    def __getitem__(self, key: str) -> str:
+        return self._map()[key]
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return self._map().get(key, default)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._map())
+
+    def __len__(self) -> int:
+        return len(self._map())
+
+
+def cookie_value(cookie_header: str | None, name: str) -> str | None:
+    if not cookie_header:
+        return None
+    for part in cookie_header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None

@@ -1,0 +1,162 @@
+"""The request's path through the gateway: match -> pick -> forward -> respond.
+
+Pure ASGI, so a proxied request pays for no framework routing; `/_gateway/*` goes on to
+the FastAPI admin app underneath.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from urllib.parse import quote
+
+from gateway.asgi import ASGIApp, Receive, Scope, Send
+from gateway.config import RESERVED_PREFIX, Route
+from gateway.errors import ClientDisconnected, GatewayError, NoRouteMatched, send_error
+from gateway.headers import HeaderView, cookie_value, request_headers
+from gateway.routing import RouteMatch
+from gateway.runtime import Runtime
+from gateway.splitting import pick
+from gateway.upstreams.base import Body, UpstreamRequest, UpstreamResponse
+
+logger = logging.getLogger("gateway.proxy")
+
+# Past this size (or with no length) an answer is streamed while watching for the client
+# leaving, so a large download stops pulling from the upstream once nobody reads it.
+WATCH_ABOVE = 256 * 1024
+
+
+class Proxy:
+    """ASGI entry: proxies every HTTP request outside /_gateway, hands the rest to `admin`."""
+
+    def __init__(self, admin: ASGIApp, runtime: Callable[[], Runtime]) -> None:
+        self.admin = admin
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or is_admin_path(scope["path"]):
+            await self.admin(scope, receive, send)
+            return
+        await handle(scope, receive, send, self.runtime())
+
+
+def is_admin_path(path: str) -> bool:
+    return path.startswith(RESERVED_PREFIX) and (
+        len(path) == len(RESERVED_PREFIX) or path[len(RESERVED_PREFIX)] == "/"
+    )
+
+
+async def handle(scope: Scope, receive: Receive, send: Send, runtime: Runtime) -> None:
+    route: str | None = None
+    target: str | None = None
+    reader = BodyReader(receive)
+    try:
+        headers = HeaderView(scope["headers"])
+        matched = runtime.table.match(scope["method"], scope["path"], headers)
+        if matched is None:
+            raise NoRouteMatched(f"no route for {scope['method']} {scope['path']}")
+        route = matched.route.name
+        target = pick(matched.route.split, sticky_key(headers, matched.route))
+        request = upstream_request(scope, matched, await reader.body())
+        reply = await runtime.upstreams[target].forward(request)
+    except GatewayError as error:
+        await send_error(send, error.located(route, target))
+        return
+    except ClientDisconnected:
+        return
+    await respond(send, reply, route, target, reader)
+
+
+def sticky_key(headers: HeaderView, route: Route) -> str | None:
+    sticky = route.sticky
+    if sticky is None:
+        return None
+    if sticky.source == "header":
+        return headers.get(sticky.name)
+    return cookie_value(headers.get("cookie"), sticky.name)
+
+
+def upstream_request(scope: Scope, matched: RouteMatch, body: Body) -> UpstreamRequest:
+    raw_path: bytes | None = scope.get("raw_path")
+    if not raw_path:
+        raw_path = quote(scope["path"], safe="/:@!$&'()*+,;=-._~").encode("ascii")
+    client = scope.get("client")
+    client_host = client[0] if client else None
+    return UpstreamRequest(
+        method=scope["method"],
+        path=matched.upstream_path(raw_path),
+        query=scope.get("query_string", b""),
+        headers=request_headers(scope["headers"], client_host, scope.get("scheme", "http")),
+        body=body,
+        route=matched.route.name,
+        client_host=client_host,
+    )
+
+
+class BodyReader:
+    """The client's body: whole when it came in one message, else streamed as sent."""
+
+    __slots__ = ("complete", "receive")
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.complete = False
+
+    async def body(self) -> Body:
+        message = await self.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        first: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            self.complete = True
+            return first
+        return self._rest(first)
+
+    async def _rest(self, first: bytes) -> AsyncIterator[bytes]:
+        if first:
+            yield first
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected("client left during the upload")
+            chunk = message.get("body", b"")
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                self.complete = True
+                return
+
+
+async def respond(
+    send: Send, reply: UpstreamResponse, route: str, target: str, reader: BodyReader
+) -> None:
+    headers = [
+        *reply.headers,
+        (b"x-gateway-route", route.encode()),
+        (b"x-gateway-target", target.encode()),
+    ]
+    watcher = _watch_disconnect(reader, reply)
+    try:
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        async for chunk in reply.body:
+            if watcher is not None and watcher.done():
+                return
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except GatewayError as error:
+        # Headers are gone already: all that is left is to cut the connection short.
+        logger.warning("upstream failed mid-answer on route %s: %s", route, error.message)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        await reply.close()
+
+
+def _watch_disconnect(reader: BodyReader, reply: UpstreamResponse) -> asyncio.Task[object] | None:
+    if not reader.complete:
+        return None
+    for name, value in reply.headers:
+        if name == b"content-length" and value.isdigit() and int(value) <= WATCH_ABOVE:
+            return None
+    return asyncio.ensure_future(reader.receive())

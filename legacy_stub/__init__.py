@@ -1,0 +1,1 @@
+"""A fake on-prem monolith: the legacy upstream the gateway strangles."""

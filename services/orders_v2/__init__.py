@@ -1,0 +1,1 @@
+"""orders-v2: the orders resource re-implemented outside the monolith."""

@@ -1,0 +1,26 @@
+"""Start a real gateway (uvicorn on loopback) on a route table written for the test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from gateway.app import create_app
+from tests.servers import serve_in_thread, write_config
+
+GatewayFactory = Callable[[str], str]
+
+
+@pytest.fixture
+def start_gateway(tmp_path: Path) -> Iterator[GatewayFactory]:
+    """`start_gateway(yaml_text)` -> base URL of a gateway serving that table."""
+    with ExitStack() as stack:
+
+        def start(text: str) -> str:
+            path = write_config(tmp_path, text, f"routes-{len(stack._exit_callbacks)}.yaml")
+            return stack.enter_context(serve_in_thread(create_app(path)))
+
+        yield start

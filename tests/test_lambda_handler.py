@@ -1,0 +1,197 @@
+"""The Lambda entry fed recorded ALB events (and HTTP API ones), against a real upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import importlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers import free_port, write_config
+
+EVENTS = Path(__file__).parent / "events"
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+class Context:
+    function_name = "gateway"
+    aws_request_id = "test-request"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
+
+
+def single_value(event: dict[str, Any]) -> dict[str, Any]:
+    """The same request as an ALB without multi-value headers would send it."""
+    out = copy.deepcopy(event)
+    out["headers"] = {k: v[-1] for k, v in out.pop("multiValueHeaders").items()}
+    query = out.pop("multiValueQueryStringParameters")
+    out["queryStringParameters"] = {k: v[-1] for k, v in query.items()}
+    return out
+
+
+def http_api_event(method: str, path: str, query: str, body: bytes) -> dict[str, Any]:
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": {"host": "api.example.com", "content-type": "application/octet-stream"},
+        "requestContext": {
+            "http": {"method": method, "path": path, "sourceIp": "198.51.100.7"},
+            "domainName": "api.example.com",
+            "stage": "$default",
+        },
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
+    }
+
+
+@pytest.fixture
+def lambda_module(
+    tmp_path: Path, legacy_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    config = write_config(
+        tmp_path,
+        f"""
+targets:
+  legacy: {{url: "{legacy_url}"}}
+  gone: {{url: "http://127.0.0.1:{free_port()}"}}
+routes:
+  - {{name: todos, path: /todos, rewrite: /echo/todos, target: legacy}}
+  - {{name: broken, path: /broken, target: gone}}
+  - {{name: rest, path: /, target: legacy}}
+""",
+    )
+    monkeypatch.setenv("GATEWAY_CONFIG", config)
+    sys.modules.pop("gateway.lambda_handler", None)
+    module = importlib.import_module("gateway.lambda_handler")
+    yield module
+    sys.modules.pop("gateway.lambda_handler", None)
+    runtime = module.app.state.runtime.current
+    asyncio.get_event_loop().run_until_complete(runtime.aclose())
+
+
+def decoded_body(answer: dict[str, Any]) -> bytes:
+    body: str = answer["body"]
+    return base64.b64decode(body) if answer["isBase64Encoded"] else body.encode()
+
+
+def echoed(answer: dict[str, Any]) -> dict[str, Any]:
+    assert answer["statusCode"] == 200, answer
+    body: dict[str, Any] = json.loads(decoded_body(answer))
+    return body
+
+
+def test_multi_value_query_event_reaches_the_upstream_exactly(lambda_module: Any) -> None:
+    # GIVEN the recorded ALB event with a repeated query key
+    event = load_event("alb-multi-value-query.json")
+    # WHEN the handler answers it
+    answer = lambda_module.handler(event, Context())
+    request = echoed(answer)
+    # THEN the upstream got the rewritten path and every query value, in order
+    assert request["raw_path"] == "/echo/todos"
+    assert request["query"] == "parameter1=value1&parameter1=value2&parameter2=value"
+    # AND the answer is in multi-value mode, naming route and target
+    assert answer["multiValueHeaders"]["x-gateway-route"] == ["todos"]
+    assert answer["multiValueHeaders"]["x-gateway-target"] == ["legacy"]
+    assert "headers" not in answer
+
+
+def test_forwarded_for_is_what_the_alb_sent(lambda_module: Any) -> None:
+    # GIVEN the recorded multi-value headers event (the ALB already appended the client)
+    event = load_event("alb-multi-value-headers.json")
+    # WHEN it is forwarded
+    request = echoed(lambda_module.handler(event, Context()))
+    headers = dict((k, v) for k, v in request["headers"] if k.startswith("x-"))
+    # THEN X-Forwarded-For is unchanged, and the trace id travels on
+    assert headers["x-forwarded-for"] == "123.123.123.123"
+    assert headers["x-amzn-trace-id"].startswith("Root=1-62fa9327")
+
+
+def test_single_value_event_gets_a_single_value_answer(lambda_module: Any) -> None:
+    # GIVEN the same request from an ALB without multi-value headers
+    event = single_value(load_event("alb-multi-value-query.json"))
+    # WHEN the handler answers it
+    answer = lambda_module.handler(event, Context())
+    # THEN the answer uses `headers`, as that ALB requires
+    assert answer["headers"]["x-gateway-route"] == "todos"
+    assert "multiValueHeaders" not in answer
+    assert echoed(answer)["query"] == "parameter1=value2&parameter2=value"
+
+
+def test_base64_request_body_and_binary_answer(lambda_module: Any) -> None:
+    # GIVEN a POST whose body is binary, base64 in the event
+    body = bytes(range(256)) * 4
+    event = load_event("alb-multi-value-headers.json")
+    event.update(
+        httpMethod="POST",
+        path="/echo/upload",
+        body=base64.b64encode(body).decode(),
+        isBase64Encoded=True,
+    )
+    # WHEN it is forwarded, and a binary download is asked for
+    request = echoed(lambda_module.handler(event, Context()))
+    download = dict(event, httpMethod="GET", path="/_stub/download", body="")
+    download["multiValueQueryStringParameters"] = {"size": ["1000"]}
+    answer = lambda_module.handler(download, Context())
+    # THEN the upstream got the exact bytes, and the binary answer comes back base64
+    assert base64.b64decode(request["body_base64"]) == body
+    assert answer["isBase64Encoded"] is True
+    assert decoded_body(answer) == (bytes(range(256)) * 4)[:1000]
+
+
+def test_http_api_event_is_routed_the_same_way(lambda_module: Any) -> None:
+    # GIVEN an API Gateway HTTP API (v2) event with a binary body
+    event = http_api_event("PUT", "/todos/9", "a=%41&a=2", b"\x00\xff")
+    # WHEN the handler answers it
+    answer = lambda_module.handler(event, Context())
+    request = echoed(answer)
+    # THEN routing, rewrite, query and body match the uvicorn path
+    assert request["method"] == "PUT"
+    assert request["raw_path"] == "/echo/todos/9"
+    assert request["query"] == "a=%41&a=2"
+    assert base64.b64decode(request["body_base64"]) == b"\x00\xff"
+    assert answer["headers"]["x-gateway-route"] == "todos"
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [("/_stub/status/503", 503, None), ("/broken", 502, "upstream_unavailable")],
+    ids=["upstream-status-passes", "refused-is-502"],
+)
+def test_errors_answer_in_alb_shape(
+    lambda_module: Any, path: str, status: int, code: str | None
+) -> None:
+    # GIVEN an event for a failing path
+    event = dict(load_event("alb-multi-value-headers.json"), path=path)
+    # WHEN the handler answers it
+    answer = lambda_module.handler(event, Context())
+    # THEN the status is right and a gateway error is the JSON shape
+    assert answer["statusCode"] == status
+    if code is not None:
+        assert json.loads(decoded_body(answer))["error"] == code
+
+
+def test_warm_invocations_reuse_the_table_and_the_pool(lambda_module: Any) -> None:
+    # GIVEN a first (cold) invocation
+    event = load_event("alb-multi-value-headers.json")
+    lambda_module.handler(event, Context())
+    runtime = lambda_module.app.state.runtime.current
+    session = runtime.upstreams["legacy"]._session
+    # WHEN more invocations follow
+    for _ in range(3):
+        assert lambda_module.handler(event, Context())["statusCode"] == 200
+    # THEN the same route table and the same connection pool served them, still open
+    assert lambda_module.app.state.runtime.current is runtime
+    assert runtime.upstreams["legacy"]._session is session
+    assert session is not None and not session.closed

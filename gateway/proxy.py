@@ -58,7 +58,7 @@ async def handle(scope: Scope, receive: Receive, send: Send, runtime: Runtime) -
             raise NoRouteMatched(f"no route for {scope['method']} {scope['path']}")
         route = matched.route.name
         target = pick(matched.route.split, sticky_key(headers, matched.route))
-        request = upstream_request(scope, matched, await reader.body())
+        request = upstream_request(scope, matched, await reader.body(scope))
         reply = await runtime.upstreams[target].forward(request)
     except GatewayError as error:
         await send_error(send, error.located(route, target))
@@ -94,6 +94,17 @@ def upstream_request(scope: Scope, matched: RouteMatch, body: Body) -> UpstreamR
     )
 
 
+def _no_body(scope: Scope) -> bool:
+    """HTTP/1.x framing: a request with neither Content-Length nor Transfer-Encoding has no
+    body. (Lambda events and HTTP/2 carry no such promise, so there the body is read.)"""
+    if scope.get("http_version") not in ("1.1", "1.0") or "aws.event" in scope:
+        return False
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return False
+    return True
+
+
 class BodyReader:
     """The client's body: whole when it came in one message, else streamed as sent."""
 
@@ -103,7 +114,10 @@ class BodyReader:
         self.receive = receive
         self.complete = False
 
-    async def body(self) -> Body:
+    async def body(self, scope: Scope) -> Body:
+        if _no_body(scope):
+            self.complete = True
+            return b""
         message = await self.receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnected
@@ -139,11 +153,16 @@ async def respond(
     watcher = _watch_disconnect(reader, reply)
     try:
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        # One chunk behind, so the last one goes out with more_body=False: a small answer
+        # costs one body message, not two.
+        held = b""
         async for chunk in reply.body:
             if watcher is not None and watcher.done():
                 return
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if held:
+                await send({"type": "http.response.body", "body": held, "more_body": True})
+            held = chunk
+        await send({"type": "http.response.body", "body": held, "more_body": False})
     except GatewayError as error:
         # Headers are gone already: all that is left is to cut the connection short.
         logger.warning("upstream failed mid-answer on route %s: %s", route, error.message)
@@ -153,10 +172,15 @@ async def respond(
         await reply.close()
 
 
-def _watch_disconnect(reader: BodyReader, reply: UpstreamResponse) -> asyncio.Task[object] | None:
+def _watch_disconnect(reader: BodyReader, reply: UpstreamResponse) -> asyncio.Task[None] | None:
     if not reader.complete:
         return None
     for name, value in reply.headers:
         if name == b"content-length" and value.isdigit() and int(value) <= WATCH_ABOVE:
             return None
-    return asyncio.ensure_future(reader.receive())
+    return asyncio.ensure_future(_until_disconnect(reader.receive))
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -8,7 +8,6 @@ path and query go out byte for byte (`encoded=True`). The choice stays behind `U
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -23,7 +22,6 @@ from gateway.upstreams.base import UpstreamRequest, UpstreamResponse
 # connection the upstream is about to close.
 KEEPALIVE_SECONDS = 4.0
 POOL_LIMIT = 1024
-CHUNK = 64 * 1024
 # aiohttp adds these when absent; a proxy must not invent request headers.
 SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
@@ -58,15 +56,15 @@ class HttpUpstream:
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers]
         session = self._client()
         try:
-            async with asyncio.timeout(self._timeout):
-                response = await session.request(
-                    request.method,
-                    url,
-                    headers=headers,
-                    data=request.body or None,
-                    allow_redirects=False,
-                    compress=False,
-                )
+            # The session's sock_connect/sock_read timeouts bound the wait for an answer.
+            response = await session.request(
+                request.method,
+                url,
+                headers=headers,
+                data=request.body or None,
+                allow_redirects=False,
+                compress=False,
+            )
         except Exception as exc:
             raise self._translate(exc) from exc
         return UpstreamResponse(
@@ -77,8 +75,9 @@ class HttpUpstream:
         )
 
     async def _stream(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        content = response.content
         try:
-            async for chunk in response.content.iter_chunked(CHUNK):
+            while chunk := await content.readany():
                 yield chunk
         except Exception as exc:
             response.close()

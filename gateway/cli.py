@@ -46,7 +46,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     config = _load(path_file)
     if config is None:
         return 1
-    headers = HeaderView([_parse_header(h) for h in args.header])
+    headers = HeaderView(args.header)
     verdicts = RouteTable(config).explain(method, path.split("?", 1)[0], headers)
     winner = next((v for v in verdicts if v.accepted), None)
     if winner is None:
@@ -75,7 +75,9 @@ def parser() -> argparse.ArgumentParser:
     validate.set_defaults(run=cmd_validate)
     explain = verbs.add_parser("explain", help="which route and targets a request gets, and why")
     explain.add_argument("words", nargs="+", metavar="[FILE] METHOD PATH")
-    explain.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
+    explain.add_argument(
+        "-H", "--header", action="append", default=[], type=_parse_header, metavar="'Name: value'"
+    )
     explain.set_defaults(run=cmd_explain)
     return top
 

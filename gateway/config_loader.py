@@ -310,10 +310,13 @@ def _headers(spec: CommentedMap, where: str, checker: _Checker) -> tuple[tuple[s
         line = key_line(value, header)
         if not isinstance(header, str) or not HEADER_NAME_RE.match(header):
             checker.problem(line, f"{where}.headers", f"{header!r} is not a header name")
-        elif isinstance(expected, bool) or not isinstance(expected, str | int | float):
-            checker.problem(line, f"{where}.headers.{header}", "the value must be a string")
+        elif not isinstance(expected, str):
+            # YAML reads 1.10 as the number 1.1: matching on it would silently never match.
+            checker.problem(
+                line, f"{where}.headers.{header}", f"quote the value ({expected!r} is not text)"
+            )
         else:
-            pairs.append((header.lower(), str(expected)))
+            pairs.append((header.lower(), expected))
     return tuple(pairs)
 
 

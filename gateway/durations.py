@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -20,7 +20,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, str):
         found = _DURATION_RE.match(value)
         if found:
-            return float(found.group(1)) * _UNIT_SECONDS[found.group(2)]
+            return float(found.group(1)) * _UNIT_SECONDS[found.group(2) or "s"]
     raise ValueError(f"{value!r} is not a duration (write 250ms, 10s or 2m)")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from gateway.config import GatewayConfig, Route
 
@@ -24,9 +25,29 @@ class RouteMatch:
         rewrite = self.route.rewrite
         if rewrite is None:
             return raw_path
-        rest = raw_path.split(b"/")[1 + self.depth :]
+        rest = _raw_rest(raw_path, self.depth)
         base = rewrite.rstrip("/").encode("ascii")
         return base + b"".join(b"/" + segment for segment in rest) or b"/"
+
+
+def _raw_rest(raw_path: bytes, depth: int) -> list[bytes]:
+    """The raw segments after the first `depth` decoded ones.
+
+    Matching ran on the decoded path, where an escaped slash (%2F) splits a segment in two;
+    count decoded segments per raw one so the rest keeps its original bytes.
+    """
+    raw = raw_path.split(b"/")[1:]
+    seen = 0
+    for index, segment in enumerate(raw):
+        if seen >= depth:
+            return raw[index:]
+        before = seen
+        seen += 1 + segment.lower().count(b"%2f")
+        if seen > depth:
+            # The prefix ends inside an escaped segment: re-escape the decoded remainder.
+            decoded = unquote_to_bytes(b"/".join(raw[index:])).split(b"/")
+            return [quote_from_bytes(p, safe="").encode() for p in decoded[depth - before :]]
+    return []
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from gateway.config import HttpTarget, LambdaTarget, Target
 from gateway.durations import format_duration
+from gateway.metrics import Metrics
 from gateway.runtime import Runtime
 
 
@@ -48,8 +49,13 @@ def describe(runtime: Runtime) -> dict[str, Any]:
     }
 
 
-def admin_router(runtime: Callable[[], Runtime]) -> APIRouter:
+def admin_router(runtime: Callable[[], Runtime], metrics: Metrics) -> APIRouter:
     router = APIRouter(prefix="/_gateway")
+
+    @router.get("/metrics")
+    async def prometheus() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
 
     @router.get("/health")
     async def health() -> dict[str, str]:

@@ -21,6 +21,7 @@ from gateway.asgi import Receive, Scope, Send
 from gateway.config import GatewayConfig, load_config
 from gateway.proxy import Proxy
 from gateway.runtime import Runtime, build_runtime
+from gateway.telemetry import Telemetry
 
 DEFAULT_CONFIG = "routes.yaml"
 
@@ -60,11 +61,20 @@ def config_path_from_env() -> str:
     return os.environ.get("GATEWAY_CONFIG") or DEFAULT_CONFIG
 
 
-def create_app(config_path: str | None = None, *, config: GatewayConfig | None = None) -> FastAPI:
-    """Build the gateway; raises ConfigError (every problem listed) before serving anything."""
+def create_app(
+    config_path: str | None = None,
+    *,
+    config: GatewayConfig | None = None,
+    telemetry: Telemetry | None = None,
+) -> GatewayApp:
+    """Build the gateway; raises ConfigError (every problem listed) before serving anything.
+
+    Telemetry comes from the OTEL_* and GATEWAY_* environment unless one is given.
+    """
     if config is None:
         config = load_config(config_path or config_path_from_env())
     holder = RuntimeHolder(build_runtime(config))
+    telemetry = telemetry or Telemetry.from_env()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -73,6 +83,7 @@ def create_app(config_path: str | None = None, *, config: GatewayConfig | None =
         gc.freeze()
         yield
         await holder.current.aclose()
+        telemetry.tracing.shutdown()
 
     app = GatewayApp(
         title="Strangler gateway",
@@ -82,9 +93,10 @@ def create_app(config_path: str | None = None, *, config: GatewayConfig | None =
         openapi_url="/_gateway/openapi.json",
     )
     app.state.runtime = holder
-    app.include_router(admin_router(holder.get))
+    app.state.telemetry = telemetry
+    app.include_router(admin_router(holder.get, telemetry.metrics))
     app.add_exception_handler(HTTPException, _admin_error)
-    app.proxy = Proxy(app.admin_app, holder.get)
+    app.proxy = Proxy(app.admin_app, holder.get, telemetry)
     return app
 
 

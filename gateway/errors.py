@@ -82,7 +82,9 @@ def render(error: GatewayError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     return error.status_code, headers, body
 
 
-async def send_error(send: Send, error: GatewayError) -> None:
+async def send_error(send: Send, error: GatewayError) -> int:
+    """Answer with the error's JSON; the number of body bytes sent."""
     status, headers, body = render(error)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+    return len(body)

@@ -7,10 +7,21 @@ route table, the upstream objects. Lifespan is off, so a warm invocation reuses 
 
 from __future__ import annotations
 
+from typing import Any
+
 from mangum import Mangum
 
 from gateway.app import create_app
 from gateway.lambda_events import ALBEvent
 
 app = create_app()
-handler = Mangum(app, lifespan="off", custom_handlers=[ALBEvent])
+_mangum = Mangum(app, lifespan="off", custom_handlers=[ALBEvent])
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Mangum's answer, after every span of this invocation is exported (bounded wait):
+    the environment freezes once the handler returns."""
+    try:
+        return _mangum(event, context)
+    finally:
+        app.state.telemetry.flush()

@@ -18,10 +18,13 @@ from gateway.headers import HeaderView, cookie_value, request_headers
 from gateway.routing import RouteMatch
 from gateway.runtime import Runtime
 from gateway.splitting import pick
+from gateway.telemetry import Exchange, Telemetry
 from gateway.upstreams.base import Body, UpstreamRequest, UpstreamResponse
 
 logger = logging.getLogger("gateway.proxy")
 
+# nginx's code for "the client closed the connection before the answer", in logs and metrics.
+CLIENT_CLOSED = 499
 # Past this size (or with no length) an answer is streamed while watching for the client
 # leaving, so a large download stops pulling from the upstream once nobody reads it.
 WATCH_ABOVE = 256 * 1024
@@ -30,15 +33,18 @@ WATCH_ABOVE = 256 * 1024
 class Proxy:
     """ASGI entry: proxies every HTTP request outside /_gateway, hands the rest to `admin`."""
 
-    def __init__(self, admin: ASGIApp, runtime: Callable[[], Runtime]) -> None:
+    def __init__(
+        self, admin: ASGIApp, runtime: Callable[[], Runtime], telemetry: Telemetry
+    ) -> None:
         self.admin = admin
         self.runtime = runtime
+        self.telemetry = telemetry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_admin_path(scope["path"]):
             await self.admin(scope, receive, send)
             return
-        await handle(scope, receive, send, self.runtime())
+        await handle(scope, receive, send, self.runtime(), self.telemetry)
 
 
 def is_admin_path(path: str) -> bool:
@@ -47,25 +53,34 @@ def is_admin_path(path: str) -> bool:
     )
 
 
-async def handle(scope: Scope, receive: Receive, send: Send, runtime: Runtime) -> None:
-    route: str | None = None
-    target: str | None = None
+async def handle(
+    scope: Scope, receive: Receive, send: Send, runtime: Runtime, telemetry: Telemetry
+) -> None:
+    headers = HeaderView(scope["headers"])
+    exchange = telemetry.begin(scope, headers)
     reader = BodyReader(receive)
+    sent = 0
     try:
-        headers = HeaderView(scope["headers"])
         matched = runtime.table.match(scope["method"], scope["path"], headers)
         if matched is None:
             raise NoRouteMatched(f"no route for {scope['method']} {scope['path']}")
-        route = matched.route.name
-        target = pick(matched.route.split, sticky_key(headers, matched.route))
+        key = sticky_key(headers, matched.route)
+        target = pick(matched.route.split, key)
+        exchange.routed(matched.route, target, sticky=key is not None)
+        upstream = runtime.upstreams[target]
         request = upstream_request(scope, matched, await reader.body(scope))
-        reply = await runtime.upstreams[target].forward(request)
+        reply = await upstream.forward(exchange.calling(request, upstream.kind))
+        exchange.answered(reply.status)
     except GatewayError as error:
-        await send_error(send, error.located(route, target))
-        return
+        exchange.failed(error)
+        sent = await send_error(send, error.located(exchange.route, exchange.target))
     except ClientDisconnected:
-        return
-    await respond(send, reply, route, target, reader)
+        exchange.status = CLIENT_CLOSED
+    else:
+        exchange.status = reply.status
+        sent = await respond(send, reply, exchange, reader)
+    finally:
+        exchange.finish(reader.received, sent)
 
 
 def sticky_key(headers: HeaderView, route: Route) -> str | None:
@@ -108,11 +123,12 @@ def _no_body(scope: Scope) -> bool:
 class BodyReader:
     """The client's body: whole when it came in one message, else streamed as sent."""
 
-    __slots__ = ("complete", "receive")
+    __slots__ = ("complete", "receive", "received")
 
     def __init__(self, receive: Receive) -> None:
         self.receive = receive
         self.complete = False
+        self.received = 0
 
     async def body(self, scope: Scope) -> Body:
         if _no_body(scope):
@@ -122,6 +138,7 @@ class BodyReader:
         if message["type"] == "http.disconnect":
             raise ClientDisconnected
         first: bytes = message.get("body", b"")
+        self.received = len(first)
         if not message.get("more_body", False):
             self.complete = True
             return first
@@ -136,6 +153,7 @@ class BodyReader:
                 raise ClientDisconnected("client left during the upload")
             chunk = message.get("body", b"")
             if chunk:
+                self.received += len(chunk)
                 yield chunk
             if not message.get("more_body", False):
                 self.complete = True
@@ -143,14 +161,16 @@ class BodyReader:
 
 
 async def respond(
-    send: Send, reply: UpstreamResponse, route: str, target: str, reader: BodyReader
-) -> None:
+    send: Send, reply: UpstreamResponse, exchange: Exchange, reader: BodyReader
+) -> int:
+    """Stream the upstream's answer to the client; the number of body bytes sent."""
     headers = [
         *reply.headers,
-        (b"x-gateway-route", route.encode()),
-        (b"x-gateway-target", target.encode()),
+        (b"x-gateway-route", (exchange.route or "").encode()),
+        (b"x-gateway-target", (exchange.target or "").encode()),
     ]
     watcher = _watch_disconnect(reader, reply)
+    sent = 0
     try:
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         # One chunk behind, so the last one goes out with more_body=False: a small answer
@@ -158,18 +178,23 @@ async def respond(
         held = b""
         async for chunk in reply.body:
             if watcher is not None and watcher.done():
-                return
+                exchange.status = CLIENT_CLOSED
+                return sent
             if held:
                 await send({"type": "http.response.body", "body": held, "more_body": True})
+                sent += len(held)
             held = chunk
         await send({"type": "http.response.body", "body": held, "more_body": False})
+        sent += len(held)
     except GatewayError as error:
         # Headers are gone already: all that is left is to cut the connection short.
-        logger.warning("upstream failed mid-answer on route %s: %s", route, error.message)
+        logger.warning("upstream failed mid-answer on route %s: %s", exchange.route, error)
+        exchange.failed(error)
     finally:
         if watcher is not None:
             watcher.cancel()
         await reply.close()
+    return sent
 
 
 def _watch_disconnect(reader: BodyReader, reply: UpstreamResponse) -> asyncio.Task[None] | None:

@@ -1,5 +1,6 @@
 from fastapi import FastAPI
 
+from gateway.tracing import ServerTracing
 from legacy_stub import echo, harness
 from legacy_stub.data import OrderStore, seed_orders
 from legacy_stub.middleware import ServedBy
@@ -13,6 +14,7 @@ def create_app(store: OrderStore | None = None) -> FastAPI:
     app.include_router(echo.router)
     app.include_router(harness.router)
     app.add_middleware(ServedBy, name=SERVED_BY)
+    app.add_middleware(ServerTracing, service="legacy-stub")
     return app
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
 from gateway.app import create_app
+from gateway.telemetry import Telemetry
 from tests.servers import serve_in_thread, write_config
 
-GatewayFactory = Callable[[str], str]
+
+class GatewayFactory(Protocol):
+    def __call__(self, text: str, telemetry: Telemetry | None = None) -> str: ...
 
 
 @pytest.fixture
@@ -19,8 +23,8 @@ def start_gateway(tmp_path: Path) -> Iterator[GatewayFactory]:
     """`start_gateway(yaml_text)` -> base URL of a gateway serving that table."""
     with ExitStack() as stack:
 
-        def start(text: str) -> str:
+        def start(text: str, telemetry: Telemetry | None = None) -> str:
             path = write_config(tmp_path, text, f"routes-{len(stack._exit_callbacks)}.yaml")
-            return stack.enter_context(serve_in_thread(create_app(path)))
+            return stack.enter_context(serve_in_thread(create_app(path, telemetry=telemetry)))
 
         yield start

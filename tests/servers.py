@@ -151,3 +151,32 @@ def write_config(directory: Path, text: str, name: str = "routes.yaml") -> str:
     path = directory / name
     path.write_text(text, encoding="utf-8")
     return str(path)
+
+
+@contextmanager
+def recording_sink() -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
+    """An HTTP server that answers 200 to every POST and keeps (path, body): an OTLP sink."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[tuple[str, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length", "0"))
+            received.append((self.path, self.rfile.read(length)))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{LOOPBACK}:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import free_port, write_config
+from tests.servers import free_port, recording_sink, write_config
 
 EVENTS = Path(__file__).parent / "events"
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -195,3 +195,34 @@ def test_warm_invocations_reuse_the_table_and_the_pool(lambda_module: Any) -> No
     assert lambda_module.app.state.runtime.current is runtime
     assert runtime.upstreams["legacy"]._session is session
     assert session is not None and not session.closed
+
+
+@pytest.fixture
+def traced_lambda_module(
+    lambda_module: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Any, list[tuple[str, bytes]]]]:
+    """The handler re-imported with tracing on: OTLP to a local sink, batched for a minute."""
+    with recording_sink() as (sink_url, received):
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", sink_url)
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "60000")
+        sys.modules.pop("gateway.lambda_handler", None)
+        module = importlib.import_module("gateway.lambda_handler")
+        yield module, received
+        sys.modules.pop("gateway.lambda_handler", None)
+        asyncio.get_event_loop().run_until_complete(module.app.state.runtime.current.aclose())
+        module.app.state.telemetry.tracing.shutdown()
+
+
+def test_every_span_is_flushed_before_the_handler_returns(
+    traced_lambda_module: tuple[Any, list[tuple[str, bytes]]],
+) -> None:
+    module, received = traced_lambda_module
+    # GIVEN spans batched for a minute, far longer than an invocation
+    event = load_event("alb-multi-value-query.json")
+    # WHEN one invocation returns
+    answer = module.handler(event, Context())
+    exported = b"".join(body for path, body in received if path == "/v1/traces")
+    # THEN its server and client spans were already exported, in the ALB's trace
+    assert answer["statusCode"] == 200
+    assert b"GET todos" in exported
+    assert bytes.fromhex("62fa932721cdd4da4c6db451490a5fb7") in exported

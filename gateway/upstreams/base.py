@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from gateway.headers import RawHeaders
@@ -25,6 +25,9 @@ class UpstreamRequest:
     body: Body
     route: str
     client_host: str | None = None
+
+    def with_headers(self, headers: RawHeaders) -> UpstreamRequest:
+        return replace(self, headers=headers)
 
     def target_path_qs(self) -> bytes:
         return self.path + (b"?" + self.query if self.query else b"")
@@ -58,6 +61,7 @@ class UpstreamResponse:
 
 class Upstream(Protocol):
     name: str
+    kind: str
 
     async def forward(self, request: UpstreamRequest) -> UpstreamResponse: ...
 

@@ -29,6 +29,7 @@ SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 class HttpUpstream:
     def __init__(self, target: HttpTarget) -> None:
         self.name = target.name
+        self.kind = "http"
         self._base = target.url.encode("ascii")
         self._timeout = target.timeout
         self._session: aiohttp.ClientSession | None = None

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from gateway import local_lambda
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.headers import HeaderView
 from gateway.routing import RouteTable
@@ -79,6 +80,9 @@ def parser() -> argparse.ArgumentParser:
         "-H", "--header", action="append", default=[], type=_parse_header, metavar="'Name: value'"
     )
     explain.set_defaults(run=cmd_explain)
+    local = verbs.add_parser("local-lambda", help="serve Lambda handlers on a local Invoke API")
+    local_lambda.add_arguments(local)
+    local.set_defaults(run=local_lambda.run)
     return top
 
 

@@ -63,6 +63,7 @@ def lambda_client(region: str | None, endpoint_url: str | None, timeout: float) 
 class LambdaUpstream:
     def __init__(self, target: LambdaTarget) -> None:
         self.name = target.name
+        self.kind = "lambda"
         self._target = target
         name, _, qualifier = _split_qualifier(target.function)
         self._function = name
@@ -86,17 +87,22 @@ class LambdaUpstream:
     async def _invoke(self, payload: bytes) -> dict[str, Any]:
         target = self._target
         loop = asyncio.get_running_loop()
+        kwargs: dict[str, Any] = {"FunctionName": self._function, "Payload": payload}
+        if self._qualifier:
+            kwargs["Qualifier"] = self._qualifier
         try:
-            client = lambda_client(target.region, target.endpoint_url, target.timeout)
-            kwargs: dict[str, Any] = {"FunctionName": self._function, "Payload": payload}
-            if self._qualifier:
-                kwargs["Qualifier"] = self._qualifier
+            # Made off the loop (loading the service model takes a while), outside the timeout.
+            client = await loop.run_in_executor(
+                _executor, lambda_client, target.region, target.endpoint_url, target.timeout
+            )
             async with asyncio.timeout(target.timeout):
-                result = await loop.run_in_executor(_executor, partial(client.invoke, **kwargs))
-            raw = result["Payload"].read()
+                failure, raw = await loop.run_in_executor(_executor, partial(_call, client, kwargs))
         except Exception as exc:
-            raise self._translate(exc) from exc
-        if result.get("FunctionError"):
+            error = self._translate(exc)
+            if error is None:
+                raise
+            raise error from exc
+        if failure:
             raise _function_error(raw, self._function, self.name)
         try:
             answer = json.loads(raw)
@@ -112,7 +118,8 @@ class LambdaUpstream:
             )
         return answer
 
-    def _translate(self, exc: BaseException) -> GatewayError:
+    def _translate(self, exc: Exception) -> GatewayError | None:
+        """botocore's errors as the gateway's; None for anything else (a bug: let it raise)."""
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,
@@ -123,8 +130,6 @@ class LambdaUpstream:
         )
 
         where = f"function {self._function!r}"
-        if isinstance(exc, GatewayError):
-            return exc
         if isinstance(exc, TimeoutError | ReadTimeoutError):
             limit = self._target.timeout
             return UpstreamTimeout(f"{where} did not answer within {limit:g}s", target=self.name)
@@ -141,10 +146,16 @@ class LambdaUpstream:
             return _client_error(exc, where, self.name)
         if isinstance(exc, BotoCoreError):
             return UpstreamUnavailable(f"invoking {where} failed: {exc}", target=self.name)
-        raise exc
+        return None
 
     async def aclose(self) -> None:
         return None
+
+
+def _call(client: Any, kwargs: dict[str, Any]) -> tuple[str | None, bytes]:
+    """On a pool thread: invoke and read the whole answer (reading blocks too)."""
+    result = client.invoke(**kwargs)
+    return result.get("FunctionError"), result["Payload"].read()
 
 
 def _split_qualifier(function: str) -> tuple[str, str, str]:
@@ -160,7 +171,7 @@ def _client_error(exc: Any, where: str, target: str) -> GatewayError:
     message = str(error.get("Message", ""))
     if code in ("TooManyRequestsException", "ThrottlingException"):
         return UpstreamThrottled(
-            f"{where} is throttled: {message}", target=target, retry_after=THROTTLE_RETRY_AFTER
+            f"{where} is throttled: {message}", target=target, retry_after=_retry_after(exc)
         )
     if code == "ResourceNotFoundException":
         return UpstreamUnavailable(f"{where} does not exist: {message}", target=target)
@@ -169,12 +180,19 @@ def _client_error(exc: Any, where: str, target: str) -> GatewayError:
     return UpstreamUnavailable(f"invoking {where} failed with {code}: {message}", target=target)
 
 
+def _retry_after(exc: Any) -> int:
+    """Lambda's own Retry-After (botocore's `retryAfterSeconds`) when it sent one."""
+    value = str(exc.response.get("retryAfterSeconds", "")).strip()
+    return int(value) if value.isdigit() and int(value) > 0 else THROTTLE_RETRY_AFTER
+
+
 def _function_error(raw: bytes, function: str, target: str) -> GatewayError:
     try:
         details = json.loads(raw)
     except ValueError:
         details = {}
-    kind = details.get("errorType", "Unhandled") if isinstance(details, dict) else "Unhandled"
+    kind = details.get("errorType") if isinstance(details, dict) else None
+    kind = kind if isinstance(kind, str) and kind else "Unhandled"
     return UpstreamFunctionError(f"function {function!r} failed with {kind}", target=target)
 
 

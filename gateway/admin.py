@@ -10,6 +10,7 @@ from fastapi import APIRouter, Response
 from gateway.config import HttpTarget, LambdaTarget, Target
 from gateway.durations import format_duration
 from gateway.metrics import Metrics
+from gateway.reload import Reloader
 from gateway.runtime import Runtime
 
 
@@ -49,7 +50,9 @@ def describe(runtime: Runtime) -> dict[str, Any]:
     }
 
 
-def admin_router(runtime: Callable[[], Runtime], metrics: Metrics) -> APIRouter:
+def admin_router(
+    runtime: Callable[[], Runtime], metrics: Metrics, reloader: Reloader | None = None
+) -> APIRouter:
     router = APIRouter(prefix="/_gateway")
 
     @router.get("/metrics")
@@ -63,6 +66,8 @@ def admin_router(runtime: Callable[[], Runtime], metrics: Metrics) -> APIRouter:
 
     @router.get("/routes")
     async def routes() -> dict[str, Any]:
-        return describe(runtime())
+        described = describe(runtime())
+        described["last_reload_error"] = reloader.last_error if reloader is not None else None
+        return described
 
     return router

@@ -6,6 +6,7 @@ first looked up, so importing this module for `create_app` loads nothing.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 from collections.abc import AsyncIterator
@@ -18,9 +19,11 @@ from starlette.exceptions import HTTPException
 
 from gateway.admin import admin_router
 from gateway.asgi import Receive, Scope, Send
-from gateway.config import GatewayConfig, load_config
+from gateway.config import GatewayConfig
+from gateway.config_source import load_from, source_for, ttl_for
 from gateway.proxy import Proxy
-from gateway.runtime import Runtime, build_runtime
+from gateway.reload import Reloader, RuntimeHolder
+from gateway.runtime import build_runtime
 from gateway.telemetry import Telemetry
 
 DEFAULT_CONFIG = "routes.yaml"
@@ -45,18 +48,6 @@ class GatewayApp(FastAPI):
             await super().__call__(scope, receive, send)
 
 
-class RuntimeHolder:
-    """The one reference a reload swaps; each request reads it once and keeps what it got."""
-
-    __slots__ = ("current",)
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.current = runtime
-
-    def get(self) -> Runtime:
-        return self.current
-
-
 def config_path_from_env() -> str:
     return os.environ.get("GATEWAY_CONFIG") or DEFAULT_CONFIG
 
@@ -69,11 +60,16 @@ def create_app(
 ) -> GatewayApp:
     """Build the gateway; raises ConfigError (every problem listed) before serving anything.
 
+    With a path (or GATEWAY_CONFIG: a file, s3://bucket/key or ssm:/name) the table is
+    re-read every GATEWAY_CONFIG_TTL seconds and on SIGHUP; a given `config` stays fixed.
     Telemetry comes from the OTEL_* and GATEWAY_* environment unless one is given.
     """
+    source = None
     if config is None:
-        config = load_config(config_path or config_path_from_env())
+        source = source_for(config_path or config_path_from_env())
+        config = load_from(source)
     holder = RuntimeHolder(build_runtime(config))
+    reloader = Reloader(source, holder, ttl_for(source)) if source is not None else None
     telemetry = telemetry or Telemetry.from_env()
 
     @asynccontextmanager
@@ -81,7 +77,13 @@ def create_app(
         # Everything built so far lives as long as the process: keep it out of the cyclic
         # collector's scans, which otherwise show up as latency spikes under load.
         gc.freeze()
+        watcher = asyncio.create_task(reloader.watch()) if reloader is not None else None
         yield
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+        if reloader is not None:
+            await reloader.aclose()
         await holder.current.aclose()
         telemetry.tracing.shutdown()
 
@@ -93,8 +95,9 @@ def create_app(
         openapi_url="/_gateway/openapi.json",
     )
     app.state.runtime = holder
+    app.state.reloader = reloader
     app.state.telemetry = telemetry
-    app.include_router(admin_router(holder.get, telemetry.metrics))
+    app.include_router(admin_router(holder.get, telemetry.metrics, reloader))
     app.add_exception_handler(HTTPException, _admin_error)
     app.proxy = Proxy(app.admin_app, holder.get, telemetry)
     return app

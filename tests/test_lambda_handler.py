@@ -8,6 +8,7 @@ import copy
 import importlib
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ routes:
 """,
     )
     monkeypatch.setenv("GATEWAY_CONFIG", config)
+    monkeypatch.setenv("GATEWAY_CONFIG_TTL", "0.1")
     sys.modules.pop("gateway.lambda_handler", None)
     module = importlib.import_module("gateway.lambda_handler")
     yield module
@@ -226,3 +228,18 @@ def test_every_span_is_flushed_before_the_handler_returns(
     assert answer["statusCode"] == 200
     assert b"GET todos" in exported
     assert bytes.fromhex("62fa932721cdd4da4c6db451490a5fb7") in exported
+
+
+def test_the_config_is_re_read_after_its_ttl(lambda_module: Any) -> None:
+    # GIVEN a warm function whose config file changes (TTL 100 ms)
+    event = dict(load_event("alb-multi-value-headers.json"), path="/todos")
+    assert lambda_module.handler(event, Context())["multiValueHeaders"]["x-gateway-route"] == [
+        "todos"
+    ]
+    path = Path(lambda_module.app.state.reloader.source.description)
+    path.write_text(path.read_text().replace("name: todos", "name: todos-v2"))
+    # WHEN an invocation comes after the TTL
+    time.sleep(0.15)
+    answer = lambda_module.handler(event, Context())
+    # THEN it is served by the new table
+    assert answer["multiValueHeaders"]["x-gateway-route"] == ["todos-v2"]

@@ -1,0 +1,137 @@
+"""Where the route table comes from: a file, an S3 object, or an SSM parameter.
+
+GATEWAY_CONFIG names it: a path, `s3://bucket/key`, or `ssm:/parameter/name`. Each source
+answers `read_if_changed()` cheaply when nothing changed (a stat, an ETag, a version), so
+it can be asked often. boto3 is imported only for the remote ones.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from gateway.config import ConfigError, ConfigProblem, GatewayConfig, parse_config
+
+FILE_POLL_SECONDS = 1.0
+REMOTE_TTL_SECONDS = 60.0
+
+
+class ConfigSource(Protocol):
+    description: str
+    default_ttl: float
+
+    def read_if_changed(self) -> str | None:
+        """The text when it changed since the last read (or on the first read), else None."""
+        ...
+
+
+class FileSource:
+    default_ttl = FILE_POLL_SECONDS
+
+    def __init__(self, path: str) -> None:
+        self.description = path
+        self._path = Path(path)
+        self._seen: tuple[int, int, int] | None = None
+
+    def read_if_changed(self) -> str | None:
+        try:
+            stat = self._path.stat()
+            marker = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            if marker == self._seen:
+                return None
+            text = self._path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _unreadable(self.description, exc) from exc
+        self._seen = marker
+        return text
+
+
+class S3Source:
+    default_ttl = REMOTE_TTL_SECONDS
+
+    def __init__(self, url: str, client: Any = None) -> None:
+        self.description = url
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+        if not bucket or not key:
+            raise ConfigError([ConfigProblem(url, 0, "GATEWAY_CONFIG", "write s3://bucket/key")])
+        self._bucket, self._key = bucket, key
+        self._client = client
+        self._etag: str | None = None
+
+    def read_if_changed(self) -> str | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.session.Session().client("s3")
+        try:
+            head = self._client.head_object(Bucket=self._bucket, Key=self._key)
+            if head.get("ETag") == self._etag:
+                return None
+            answer = self._client.get_object(Bucket=self._bucket, Key=self._key)
+            text = answer["Body"].read().decode("utf-8")
+        except (BotoCoreError, ClientError, UnicodeDecodeError) as exc:
+            raise _unreadable(self.description, exc) from exc
+        self._etag = answer.get("ETag")
+        return str(text)
+
+
+class SsmSource:
+    default_ttl = REMOTE_TTL_SECONDS
+
+    def __init__(self, spec: str, client: Any = None) -> None:
+        self.description = spec
+        self._name = spec.removeprefix("ssm:")
+        self._client = client
+        self._version: int | None = None
+
+    def read_if_changed(self) -> str | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.session.Session().client("ssm")
+        try:
+            answer = self._client.get_parameter(Name=self._name, WithDecryption=True)
+        except (BotoCoreError, ClientError) as exc:
+            raise _unreadable(self.description, exc) from exc
+        parameter = answer["Parameter"]
+        if parameter.get("Version") == self._version:
+            return None
+        self._version = parameter.get("Version")
+        return str(parameter["Value"])
+
+
+def _unreadable(description: str, exc: BaseException) -> ConfigError:
+    return ConfigError([ConfigProblem(description, 0, "source", f"cannot read: {exc}")])
+
+
+def source_for(spec: str) -> ConfigSource:
+    if spec.startswith("s3://"):
+        return S3Source(spec)
+    if spec.startswith("ssm:"):
+        return SsmSource(spec)
+    return FileSource(spec)
+
+
+def ttl_for(source: ConfigSource) -> float:
+    """GATEWAY_CONFIG_TTL seconds, else the source's own default (1 s files, 60 s remote)."""
+    value = os.environ.get("GATEWAY_CONFIG_TTL")
+    if not value:
+        return source.default_ttl
+    try:
+        ttl = float(value)
+    except ValueError as exc:
+        raise ValueError(f"GATEWAY_CONFIG_TTL={value!r} is not a number of seconds") from exc
+    return max(ttl, 0.1)
+
+
+def load_from(source: ConfigSource) -> GatewayConfig:
+    """The first read: the whole config or a ConfigError; nothing is served half-valid."""
+    text = source.read_if_changed()
+    if text is None:
+        raise ConfigError([ConfigProblem(source.description, 0, "source", "nothing to read")])
+    return parse_config(text, source.description)

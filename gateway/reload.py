@@ -1,0 +1,157 @@
+"""Swapping the route table while serving, without dropping a request.
+
+A new table is built whole, checked, and swapped in with one reference assignment: a
+request in flight keeps the Runtime it started with, new requests get the new one.
+Upstreams whose target did not change are carried over with their connection pools; the
+ones retired are closed only after a grace period, once requests still using them are done.
+A broken new config is refused, logged, and the last good table keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from gateway.config import ConfigError, GatewayConfig, parse_config
+from gateway.config_source import ConfigSource
+from gateway.routing import RouteTable
+from gateway.runtime import Runtime, build_upstream
+from gateway.upstreams.base import Upstream
+
+logger = logging.getLogger("gateway.reload")
+
+RETIRE_GRACE_SECONDS = 60.0
+
+
+class RuntimeHolder:
+    """The one reference a reload swaps; each request reads it once and keeps what it got."""
+
+    __slots__ = ("current",)
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.current = runtime
+
+    def get(self) -> Runtime:
+        return self.current
+
+
+def rebuild(current: Runtime, config: GatewayConfig) -> tuple[Runtime, list[Upstream]]:
+    """A Runtime for `config` reusing `current`'s unchanged upstreams; and the retired ones."""
+    old_targets = current.config.targets
+    upstreams: dict[str, Upstream] = {}
+    for name, target in config.targets.items():
+        if old_targets.get(name) == target:
+            upstreams[name] = current.upstreams[name]
+        else:
+            upstreams[name] = build_upstream(target)
+    kept = {id(u) for u in upstreams.values()}
+    retired = [u for u in current.upstreams.values() if id(u) not in kept]
+    return Runtime(RouteTable(config), MappingProxyType(upstreams)), retired
+
+
+@dataclass
+class Reloader:
+    source: ConfigSource
+    holder: RuntimeHolder
+    ttl: float
+    last_error: str | None = None
+    last_check: float = field(default_factory=time.monotonic)
+    _refused: str | None = None
+    _retiring: list[Upstream] = field(default_factory=list)
+    _closing: set[asyncio.Future[None]] = field(default_factory=set)
+
+    def check(self) -> list[Upstream]:
+        """Read the source; swap in a changed, valid table. Returns upstreams to retire."""
+        self.last_check = time.monotonic()
+        try:
+            text = self.source.read_if_changed()
+        except ConfigError as exc:
+            return self._refuse(str(exc), None)
+        if text is None:
+            return []
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if digest == self._refused:
+            return []
+        try:
+            config = parse_config(text, self.source.description)
+        except ConfigError as exc:
+            return self._refuse(str(exc), digest)
+        if config.version == self.holder.current.config.version:
+            return []
+        runtime, retired = rebuild(self.holder.current, config)
+        self.holder.current = runtime
+        self.last_error = self._refused = None
+        logger.warning(
+            "route table %s loaded from %s (%d routes)",
+            config.version,
+            self.source.description,
+            len(config.routes),
+        )
+        return retired
+
+    def _refuse(self, reason: str, digest: str | None) -> list[Upstream]:
+        self._refused = digest
+        self.last_error = reason
+        logger.error(
+            "config %s refused; still serving %s:\n%s",
+            self.source.description,
+            self.holder.current.config.version,
+            reason,
+        )
+        return []
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last_check >= self.ttl
+
+    async def check_async(self) -> None:
+        """One check off the event loop (remote reads block), retiring what it replaced."""
+        retired = await asyncio.to_thread(self.check)
+        if retired:
+            self._retiring.extend(retired)
+            asyncio.get_running_loop().call_later(RETIRE_GRACE_SECONDS, self._close_later, retired)
+
+    def _close_later(self, upstreams: list[Upstream]) -> None:
+        for upstream in upstreams:
+            if upstream in self._retiring:
+                self._retiring.remove(upstream)
+        self._closing.add(asyncio.ensure_future(close_all(upstreams)))
+
+    async def aclose(self) -> None:
+        """At shutdown: close what is still retiring."""
+        retiring, self._retiring = self._retiring, []
+        await close_all(retiring)
+        await asyncio.gather(*self._closing, return_exceptions=True)
+
+    async def watch(self) -> None:
+        """Check every `ttl` seconds, and at once on SIGHUP, until cancelled."""
+        wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            # Only the main thread may take signals (tests run servers in threads).
+            loop.add_signal_handler(signal.SIGHUP, wake.set)
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=self.ttl)
+                wake.clear()
+                try:
+                    await self.check_async()
+                except Exception:
+                    logger.exception("config reload failed; the last good table keeps serving")
+        finally:
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.remove_signal_handler(signal.SIGHUP)
+
+
+async def close_all(upstreams: list[Upstream]) -> None:
+    for upstream in upstreams:
+        try:
+            await upstream.aclose()
+        except Exception:
+            logger.exception("closing retired upstream %s failed", upstream.name)

@@ -1,4 +1,5 @@
-"""The local stack: legacy stub, orders-v2 and the gateway under uvicorn, on loopback.
+"""The local stack on loopback: legacy stub, orders-v2 (under uvicorn and as a Lambda behind
+the local Invoke API) and the gateway under uvicorn.
 
 Run with `make run`. Ctrl-C stops everything it started.
 """
@@ -22,6 +23,21 @@ SERVICES: list[tuple[str, int, list[str], dict[str, str]]] = [
     ("legacy stub", 8001, [*UVICORN, "--port", "8001", "legacy_stub.app:app"], {}),
     ("orders-v2", 8002, [*UVICORN, "--port", "8002", "services.orders_v2.app:app"], {}),
     (
+        "local Lambda Invoke API",
+        9001,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "local-lambda",
+            "--port",
+            "9001",
+            "--function",
+            "orders-v2=services.orders_v2.app:handler",
+        ],
+        {},
+    ),
+    (
         "gateway",
         GATEWAY_PORT,
         [
@@ -32,7 +48,13 @@ SERVICES: list[tuple[str, int, list[str], dict[str, str]]] = [
             "--no-server-header",
             "gateway.app:app",
         ],
-        {"GATEWAY_CONFIG": os.environ.get("GATEWAY_CONFIG", str(ROOT / "routes.yaml"))},
+        {
+            "GATEWAY_CONFIG": os.environ.get("GATEWAY_CONFIG", str(ROOT / "routes.yaml")),
+            # boto3 signs invokes even locally; these reach only the local Invoke API.
+            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        },
     ),
 ]
 
@@ -59,6 +81,7 @@ Try:
   curl -si {url}/api/orders -H 'x-user-id: 42'  # 90% legacy, 10% orders-v2, sticky per user
   curl -si {url}/api/orders -H 'x-canary: on'   # always orders-v2 (route orders-canary-optin)
   curl -si {url}/v2/orders                      # orders-v2 through a rewrite
+  curl -si {url}/lambda/orders                  # orders-v2 as a Lambda, via boto3
   curl -s  {url}/_gateway/routes                # the table in use
 Each answer names its route and target in x-gateway-route / x-gateway-target.
 Ctrl-C stops the stack.

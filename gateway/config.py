@@ -15,11 +15,46 @@ DEFAULT_TIMEOUT = 30.0
 RESERVED_PREFIX = "/_gateway"
 
 
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySpec:
+    """Retries of idempotent requests on connect errors and on `statuses`, within a budget."""
+
+    attempts: int = 2
+    methods: frozenset[str] = IDEMPOTENT_METHODS
+    statuses: frozenset[int] = frozenset()
+    budget: float = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSpec:
+    failure_rate: float = 0.5
+    min_requests: int = 20
+    consecutive_failures: int = 5
+    window: float = 10.0
+    open_for: float = 5.0
+    probes: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Protection:
+    """How a target is protected and protects itself: timeouts, retries, breaker, limit."""
+
+    connect_timeout: float = 5.0
+    retry: RetrySpec = RetrySpec()
+    breaker: BreakerSpec | None = BreakerSpec()
+    max_concurrency: int | None = None
+    queue_timeout: float = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class HttpTarget:
     name: str
     url: str
     timeout: float = DEFAULT_TIMEOUT
+    protection: Protection = Protection()
     kind: Literal["http"] = "http"
 
 
@@ -30,6 +65,7 @@ class LambdaTarget:
     timeout: float = DEFAULT_TIMEOUT
     region: str | None = None
     endpoint_url: str | None = None
+    protection: Protection = Protection()
     kind: Literal["lambda"] = "lambda"
 
 
@@ -38,11 +74,68 @@ Target = HttpTarget | LambdaTarget
 
 @dataclass(frozen=True, slots=True)
 class Sticky:
-    source: Literal["header", "cookie"]
+    source: Literal["header", "cookie", "jwt"]
     name: str
 
     def __str__(self) -> str:
         return f"{self.source}:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class RateSpec:
+    """A token bucket per key: `per_second` refill, `burst` capacity."""
+
+    per_second: float
+    burst: int
+    key: str = "client"  # client | header:NAME | jwt:sub
+
+
+@dataclass(frozen=True, slots=True)
+class JwtSpec:
+    issuer: str
+    audience: str | None = None
+    jwks_url: str | None = None
+    jwks_file: str | None = None
+    scopes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeySpec:
+    header: str
+    key_hashes: frozenset[str]
+
+
+AuthSpec = JwtSpec | ApiKeySpec
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSpec:
+    max_body: int | None = None
+    max_url: int = 8192
+    max_headers: int = 100
+    max_header_bytes: int = 16384
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutState:
+    """Where a rollout stands; written back into routes.yaml by the controller."""
+
+    step: int = 0
+    started_at: float = 0.0
+    status: str = "running"  # running | done | rolled_back
+    verdict: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutSpec:
+    target: str
+    steps: tuple[float, ...]
+    interval: float
+    min_requests: int = 100
+    max_error_rate: float = 0.01
+    max_p99: float | None = None
+    max_p99_ratio: float | None = None
+    state: RolloutState = RolloutState()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +148,13 @@ class Route:
     sticky: Sticky | None = None
     rewrite: str | None = None
     line: int = 0
+    fallback: str | None = None
+    fallback_on: frozenset[int] = frozenset()
+    rate: RateSpec | None = None
+    auth: AuthSpec | None = None
+    limits: LimitsSpec = LimitsSpec()
+    baseline: str | None = None
+    rollout: RolloutSpec | None = None
 
     @property
     def conditions(self) -> int:
@@ -73,6 +173,7 @@ class GatewayConfig:
     source: str = "<memory>"
     version: str = ""
     raw: str = field(default="", repr=False, compare=False)
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import ipaddress
 import math
 import re
 from pathlib import Path
@@ -15,6 +16,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from gateway import config_sections as sections
 from gateway.config import (
     DEFAULT_TIMEOUT,
     RESERVED_PREFIX,
@@ -27,12 +29,17 @@ from gateway.config import (
     Sticky,
     Target,
 )
+from gateway.config_check import Checker, key_line, node_line
 from gateway.durations import parse_duration
 
-TOP_KEYS = ("targets", "routes")
-HTTP_TARGET_KEYS = ("url", "timeout")
-LAMBDA_TARGET_KEYS = ("lambda", "timeout", "region", "endpoint_url")
-ROUTE_KEYS = ("name", "path", "methods", "headers", "split", "target", "sticky", "rewrite")
+TOP_KEYS = ("targets", "routes", "trusted_proxies")
+HTTP_TARGET_KEYS = ("url", "timeout", *sections.PROTECTION_KEYS)
+LAMBDA_TARGET_KEYS = ("lambda", "timeout", "region", "endpoint_url", *sections.PROTECTION_KEYS)
+ROUTE_KEYS = (
+    "name", "path", "methods", "headers", "split", "target", "sticky", "rewrite",
+    "fallback", "fallback_on", "rate", "burst", "rate_key", "auth", "limits",
+    "baseline", "rollout",
+)  # fmt: skip
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -41,43 +48,6 @@ FUNCTION_RE = re.compile(
     r"[A-Za-z0-9_-]{1,64}(:(\$LATEST|[A-Za-z0-9_-]{1,128}))?$"
 )
 WEIGHT_TOLERANCE = 1e-6
-
-
-class _Checker:
-    """Collects problems while walking the YAML tree; lines come from ruamel's markers."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.problems: list[ConfigProblem] = []
-
-    def problem(self, line: int, where: str, message: str) -> None:
-        self.problems.append(ConfigProblem(self.source, line, where, message))
-
-    def unknown_keys(self, node: CommentedMap, allowed: tuple[str, ...], where: str) -> None:
-        for key in node:
-            if key not in allowed:
-                guess = difflib.get_close_matches(str(key), allowed, n=1)
-                hint = f" (did you mean '{guess[0]}'?)" if guess else ""
-                expected = ", ".join(allowed)
-                self.problem(
-                    key_line(node, key),
-                    f"{where}.{key}",
-                    f"unknown key{hint}; expected one of: {expected}",
-                )
-
-
-def key_line(node: Any, key: Any) -> int:
-    try:
-        return int(node.lc.key(key)[0]) + 1
-    except (AttributeError, KeyError, TypeError):
-        return node_line(node)
-
-
-def node_line(node: Any) -> int:
-    try:
-        return int(node.lc.line) + 1
-    except AttributeError:
-        return 0
 
 
 def load_file(path: str) -> GatewayConfig:
@@ -89,7 +59,7 @@ def load_file(path: str) -> GatewayConfig:
 
 
 def load_text(text: str, source: str) -> GatewayConfig:
-    checker = _Checker(source)
+    checker = Checker(source)
     document = _parse_yaml(text, checker)
     if checker.problems:
         raise ConfigError(checker.problems)
@@ -99,13 +69,29 @@ def load_text(text: str, source: str) -> GatewayConfig:
     checker.unknown_keys(document, TOP_KEYS, "config")
     targets = _targets(document, checker)
     routes = _routes(document, targets, checker)
+    trusted = _trusted_proxies(document, checker)
     if checker.problems:
         raise ConfigError(checker.problems)
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-    return GatewayConfig(MappingProxyType(targets), tuple(routes), source, version, text)
+    return GatewayConfig(MappingProxyType(targets), tuple(routes), source, version, text, trusted)
 
 
-def _parse_yaml(text: str, checker: _Checker) -> Any:
+def _trusted_proxies(document: CommentedMap, checker: Checker) -> tuple[str, ...]:
+    """Addresses (or CIDR blocks) whose X-Forwarded-For is believed: the ALB's subnets."""
+    value = document.get("trusted_proxies", [])
+    line = key_line(document, "trusted_proxies")
+    if not isinstance(value, list):
+        checker.problem(line, "trusted_proxies", "a list of addresses or CIDR blocks")
+        return ()
+    for item in value:
+        try:
+            ipaddress.ip_network(str(item), strict=False)
+        except ValueError:
+            checker.problem(line, "trusted_proxies", f"{item!r} is not an address or CIDR block")
+    return tuple(str(item) for item in value)
+
+
+def _parse_yaml(text: str, checker: Checker) -> Any:
     yaml = YAML(typ="rt")
     try:
         return yaml.load(text)
@@ -118,7 +104,7 @@ def _parse_yaml(text: str, checker: _Checker) -> Any:
     return None
 
 
-def _targets(document: CommentedMap, checker: _Checker) -> dict[str, Target]:
+def _targets(document: CommentedMap, checker: Checker) -> dict[str, Target]:
     node = document.get("targets")
     if not isinstance(node, CommentedMap) or not node:
         checker.problem(key_line(document, "targets"), "targets", "a mapping of target names")
@@ -140,7 +126,7 @@ def _targets(document: CommentedMap, checker: _Checker) -> dict[str, Target]:
 
 
 def _target(
-    name: str, spec: CommentedMap, line: int, where: str, checker: _Checker
+    name: str, spec: CommentedMap, line: int, where: str, checker: Checker
 ) -> Target | None:
     if ("url" in spec) == ("lambda" in spec):
         checker.problem(line, where, "needs exactly one of 'url' (HTTP) or 'lambda' (function)")
@@ -149,7 +135,8 @@ def _target(
     if "url" in spec:
         checker.unknown_keys(spec, HTTP_TARGET_KEYS, where)
         url = _url(spec, "url", where, checker)
-        return HttpTarget(name, url, timeout) if url else None
+        guard = sections.protection(spec, timeout, where, checker)
+        return HttpTarget(name, url, timeout, guard) if url else None
     checker.unknown_keys(spec, LAMBDA_TARGET_KEYS, where)
     function = spec["lambda"]
     if not isinstance(function, str) or not FUNCTION_RE.match(function):
@@ -161,10 +148,11 @@ def _target(
         return None
     region = _optional_str(spec, "region", where, checker)
     endpoint = _url(spec, "endpoint_url", where, checker) if "endpoint_url" in spec else None
-    return LambdaTarget(name, function, timeout, region, endpoint)
+    guard = sections.protection(spec, timeout, where, checker)
+    return LambdaTarget(name, function, timeout, region, endpoint, guard)
 
 
-def _duration(spec: CommentedMap, key: str, where: str, checker: _Checker) -> float:
+def _duration(spec: CommentedMap, key: str, where: str, checker: Checker) -> float:
     if key not in spec:
         return DEFAULT_TIMEOUT
     try:
@@ -177,7 +165,7 @@ def _duration(spec: CommentedMap, key: str, where: str, checker: _Checker) -> fl
     return value
 
 
-def _url(spec: CommentedMap, key: str, where: str, checker: _Checker) -> str | None:
+def _url(spec: CommentedMap, key: str, where: str, checker: Checker) -> str | None:
     value = spec[key]
     parts = urlsplit(value) if isinstance(value, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
@@ -194,7 +182,7 @@ def _url(spec: CommentedMap, key: str, where: str, checker: _Checker) -> str | N
     return str(value).rstrip("/")
 
 
-def _optional_str(spec: CommentedMap, key: str, where: str, checker: _Checker) -> str | None:
+def _optional_str(spec: CommentedMap, key: str, where: str, checker: Checker) -> str | None:
     value = spec.get(key)
     if value is None:
         return None
@@ -204,7 +192,7 @@ def _optional_str(spec: CommentedMap, key: str, where: str, checker: _Checker) -
     return value
 
 
-def _routes(document: CommentedMap, targets: dict[str, Target], checker: _Checker) -> list[Route]:
+def _routes(document: CommentedMap, targets: dict[str, Target], checker: Checker) -> list[Route]:
     node = document.get("routes")
     if not isinstance(node, CommentedSeq) or not node:
         checker.problem(key_line(document, "routes"), "routes", "a list of routes")
@@ -239,7 +227,7 @@ def _item_line(seq: CommentedSeq, index: int) -> int:
 
 
 def _route(
-    spec: CommentedMap, where: str, targets: dict[str, Target], checker: _Checker
+    spec: CommentedMap, where: str, targets: dict[str, Target], checker: Checker
 ) -> Route | None:
     before = len(checker.problems)
     checker.unknown_keys(spec, ROUTE_KEYS, where)
@@ -257,13 +245,38 @@ def _route(
     headers = _headers(spec, where, checker)
     split = _split(spec, where, targets, checker)
     sticky = _sticky(spec, where, checker)
+    fallback = _named_target(spec, "fallback", where, targets, checker)
+    baseline = _named_target(spec, "baseline", where, targets, checker)
+    if baseline is not None and split and baseline not in dict(split):
+        checker.problem(key_line(spec, "baseline"), f"{where}.baseline", "not in the split")
+    read = sections.Reader(spec, where, checker)
+    fallback_on = read.statuses("fallback_on")
+    rate = sections.rate(spec, where, checker)
+    auth = sections.auth(spec, where, checker)
+    limits = sections.limits(spec, where, checker)
+    rollout = sections.rollout(spec, where, checker, split)
     if len(checker.problems) > before or path is None or not isinstance(name, str):
         return None
-    return Route(name, path, split, methods, headers, sticky, rewrite, line)
+    return Route(
+        name, path, split, methods, headers, sticky, rewrite, line,
+        fallback, fallback_on, rate, auth, limits, baseline, rollout,
+    )  # fmt: skip
+
+
+def _named_target(
+    spec: CommentedMap, key: str, where: str, targets: dict[str, Target], checker: Checker
+) -> str | None:
+    name = spec.get(key)
+    if name is None:
+        return None
+    if not isinstance(name, str) or name not in targets:
+        _unknown_target(checker, key_line(spec, key), f"{where}.{key}", name, targets)
+        return None
+    return name
 
 
 def _path(
-    spec: CommentedMap, key: str, where: str, checker: _Checker, *, required: bool
+    spec: CommentedMap, key: str, where: str, checker: Checker, *, required: bool
 ) -> str | None:
     if key not in spec:
         if required:
@@ -283,7 +296,7 @@ def _path(
     return value.rstrip("/") or "/"
 
 
-def _methods(spec: CommentedMap, where: str, checker: _Checker) -> frozenset[str] | None:
+def _methods(spec: CommentedMap, where: str, checker: Checker) -> frozenset[str] | None:
     if "methods" not in spec:
         return None
     value = spec["methods"]
@@ -298,7 +311,7 @@ def _methods(spec: CommentedMap, where: str, checker: _Checker) -> frozenset[str
     return frozenset(methods)
 
 
-def _headers(spec: CommentedMap, where: str, checker: _Checker) -> tuple[tuple[str, str], ...]:
+def _headers(spec: CommentedMap, where: str, checker: Checker) -> tuple[tuple[str, str], ...]:
     value = spec.get("headers")
     if value is None:
         return ()
@@ -321,7 +334,7 @@ def _headers(spec: CommentedMap, where: str, checker: _Checker) -> tuple[tuple[s
 
 
 def _split(
-    spec: CommentedMap, where: str, targets: dict[str, Target], checker: _Checker
+    spec: CommentedMap, where: str, targets: dict[str, Target], checker: Checker
 ) -> tuple[tuple[str, float], ...]:
     line = node_line(spec)
     if ("split" in spec) == ("target" in spec):
@@ -347,7 +360,7 @@ def _split(
 
 
 def _weights(
-    node: CommentedMap, where: str, targets: dict[str, Target], checker: _Checker
+    node: CommentedMap, where: str, targets: dict[str, Target], checker: Checker
 ) -> tuple[tuple[str, float], ...]:
     split: list[tuple[str, float]] = []
     for name, weight in node.items():
@@ -368,23 +381,29 @@ def _weights(
 
 
 def _unknown_target(
-    checker: _Checker, line: int, where: str, name: object, targets: dict[str, Target]
+    checker: Checker, line: int, where: str, name: object, targets: dict[str, Target]
 ) -> None:
     guess = difflib.get_close_matches(str(name), list(targets), n=1)
     hint = f" (did you mean '{guess[0]}'?)" if guess else ""
     checker.problem(line, where, f"unknown target {name!r}{hint}")
 
 
-def _sticky(spec: CommentedMap, where: str, checker: _Checker) -> Sticky | None:
+def _sticky(spec: CommentedMap, where: str, checker: Checker) -> Sticky | None:
     value = spec.get("sticky")
     if value is None:
         return None
     source, _, name = str(value).partition(":")
+    if str(value) == "jwt:sub":
+        if "auth" not in spec:
+            checker.problem(
+                key_line(spec, "sticky"), f"{where}.sticky", "jwt:sub needs the route's auth"
+            )
+        return Sticky("jwt", "sub")
     if source not in ("header", "cookie") or not name or not HEADER_NAME_RE.match(name):
         checker.problem(
             key_line(spec, "sticky"),
             f"{where}.sticky",
-            f"{value!r}: expected header:NAME or cookie:NAME",
+            f"{value!r}: expected header:NAME, cookie:NAME or jwt:sub",
         )
         return None
     if source == "header":

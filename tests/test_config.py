@@ -78,11 +78,12 @@ def test_root_routes_yaml_loads() -> None:
     config = load_config(path)
 
     # THEN its targets and routes are all there, in file order
-    assert sorted(config.targets) == ["legacy", "orders-v2"]
+    assert sorted(config.targets) == ["legacy", "orders-v2", "orders-v2-fn"]
     assert [route.name for route in config.routes] == [
         "orders",
         "orders-canary-optin",
         "orders-v2-preview",
+        "orders-lambda",
         "everything-else",
     ]
     assert config.source == path
@@ -275,7 +276,7 @@ INVALID = [
     ),
     pytest.param(
         HEAD + "  - name: orders\n    path: /api/orders\n    target: legacy\n    sticky: foo\n",
-        (8, "sticky", "header:NAME or cookie:NAME"),
+        (8, "sticky", "header:NAME, cookie:NAME or jwt:sub"),
         id="bad-sticky",
     ),
     pytest.param(

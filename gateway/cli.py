@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from collections.abc import Sequence
 
 from gateway import local_lambda
 from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.edits import add_edit_verbs
 from gateway.headers import HeaderView
 from gateway.routing import RouteTable
 
@@ -68,6 +70,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0 if winner else 3
 
 
+def cmd_hash_key(_: argparse.Namespace) -> int:
+    """Print sha256:<hex> for the key on stdin, for `auth: {api_keys: {keys: [...]}}`."""
+    key = sys.stdin.readline().strip()
+    if not key:
+        print("give the key on standard input: gateway hash-key < key.txt", file=sys.stderr)
+        return 2
+    print("sha256:" + hashlib.sha256(key.encode()).hexdigest())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="gateway", description=__doc__)
     verbs = top.add_subparsers(dest="verb", required=True)
@@ -80,6 +92,9 @@ def parser() -> argparse.ArgumentParser:
         "-H", "--header", action="append", default=[], type=_parse_header, metavar="'Name: value'"
     )
     explain.set_defaults(run=cmd_explain)
+    add_edit_verbs(verbs)
+    hash_key = verbs.add_parser("hash-key", help="the hash of an API key (read from stdin)")
+    hash_key.set_defaults(run=cmd_hash_key)
     local = verbs.add_parser("local-lambda", help="serve Lambda handlers on a local Invoke API")
     local_lambda.add_arguments(local)
     local.set_defaults(run=local_lambda.run)

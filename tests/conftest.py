@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -24,3 +26,19 @@ def orders_v2_url() -> Iterator[str]:
 
 
 pytest_plugins = ["tests.gateways"]
+
+
+@pytest.fixture(scope="module")
+def close_the_import_time_event_loop() -> None:
+    """services.orders_v2.app's module-level Mangum handler sets an event loop at import; the
+    first asyncio.run in a module would orphan it unclosed (a ResourceWarning, so an error).
+    Closing it leaves the state any asyncio.run leaves: no current loop."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:
+            return
+    if not loop.is_running():
+        loop.close()
+        asyncio.set_event_loop(None)

@@ -1,0 +1,91 @@
+"""Token buckets per client key (address, header, JWT subject), in bounded memory.
+
+A key's bucket holds up to `burst` tokens and regains `rate` a second; each request takes one.
+Past `max_keys`, the key used least recently is forgotten: should it come back, it starts with
+a full bucket again, which errs towards letting a request through rather than growing memory.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import OrderedDict
+
+from gateway.rolling import Clock
+
+_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*([smh])\s*$")
+_PER_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_rate(text: str) -> float:
+    """Requests per second from '100/s', '600/m' or '1000/h'."""
+    found = _RATE_RE.match(text)
+    count = float(found.group(1)) if found else math.nan
+    if found is None or not 0 < count < math.inf:
+        raise ValueError(f"{text!r} is not a rate: write a positive N/s, N/m or N/h, like 100/s")
+    return count / _PER_SECONDS[found.group(2)]
+
+
+class TokenBucket:
+    __slots__ = ("_burst", "_clock", "_rate", "_stamp", "_tokens")
+
+    def __init__(self, rate: float, burst: int, clock: Clock = time.monotonic) -> None:
+        _check_rate(rate, burst)
+        self._rate = rate
+        self._burst = float(burst)
+        self._clock = clock
+        self._tokens = float(burst)
+        self._stamp = clock()
+
+    def check(self) -> float | None:
+        """None if a token was taken; else the seconds until one will be there."""
+        now = self._clock()
+        elapsed = max(0.0, now - self._stamp)
+        self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
+        self._stamp = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return None
+        return (1.0 - self._tokens) / self._rate
+
+
+class RateLimiter:
+    __slots__ = ("_buckets", "_burst", "_clock", "_max_keys", "_rate")
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        max_keys: int = 100_000,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        _check_rate(rate, burst)
+        if max_keys < 1:
+            raise ValueError(f"max_keys must be at least 1, not {max_keys}")
+        self._rate = rate
+        self._burst = burst
+        self._max_keys = max_keys
+        self._clock = clock
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def check(self, key: str) -> float | None:
+        """None if `key` may go ahead now; else seconds until it may (for Retry-After)."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(self._rate, self._burst, self._clock)
+            if len(self._buckets) > self._max_keys:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        return bucket.check()
+
+
+def _check_rate(rate: float, burst: int) -> None:
+    if not rate > 0:
+        raise ValueError(f"rate must be a positive number of tokens a second, not {rate!r}")
+    if burst < 1:
+        raise ValueError(f"burst must be at least 1, not {burst}")

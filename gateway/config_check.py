@@ -43,5 +43,5 @@ def key_line(node: Any, key: Any) -> int:
 def node_line(node: Any) -> int:
     try:
         return int(node.lc.line) + 1
-    except AttributeError:
+    except (AttributeError, TypeError):
         return 0

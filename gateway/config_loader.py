@@ -101,6 +101,8 @@ def _parse_yaml(text: str, checker: Checker) -> Any:
         checker.problem(line, "yaml", f"{exc.problem or exc.context}".strip())
     except YAMLError as exc:
         checker.problem(0, "yaml", str(exc).strip())
+    except Exception as exc:  # ruamel's own failures on odd input (`!!set a`, `? : ?`)
+        checker.problem(0, "yaml", f"cannot be read as YAML ({type(exc).__name__}: {exc})")
     return None
 
 
@@ -167,7 +169,10 @@ def _duration(spec: CommentedMap, key: str, where: str, checker: Checker) -> flo
 
 def _url(spec: CommentedMap, key: str, where: str, checker: Checker) -> str | None:
     value = spec[key]
-    parts = urlsplit(value) if isinstance(value, str) else None
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+    except ValueError:
+        parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         checker.problem(key_line(spec, key), f"{where}.{key}", f"{value!r} is not an http(s) URL")
         return None

@@ -1,0 +1,395 @@
+"""Per-route authorization: bearer JWTs checked against a JWKS, or API keys checked by hash.
+
+Only RS256 and ES256 are accepted, and the algorithm is bound to the JWKS key found by `kid`,
+never taken from the token alone: that closes the `alg: none` and the HS256-keyed-with-the-
+public-key confusion attacks. No error message or log line quotes a token or a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+import jwt
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS: Final = frozenset({"RS256", "ES256"})
+TOKEN_USES: Final = frozenset({"access", "id"})
+MAX_TOKEN_CHARS: Final = 8192
+JWKS_TIMEOUT_SECONDS: Final = 5.0
+JWKS_MAX_AGE_SECONDS: Final = 300.0
+JWKS_RETRY_SECONDS: Final = 30.0
+JWKS_MAX_BYTES: Final = 1 << 20
+HASH_PREFIX: Final = "sha256:"
+_HASH = re.compile(r"sha256:[0-9a-f]{64}")
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 scope-token
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@dataclass(frozen=True, slots=True)
+class JwtAuth:
+    issuer: str
+    audience: str | None
+    jwks_url: str | None
+    jwks_file: str | None
+    scopes: tuple[str, ...]
+    leeway: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyAuth:
+    header: str
+    key_hashes: frozenset[str]
+
+
+Auth = JwtAuth | ApiKeyAuth
+PrincipalKind = Literal["jwt", "api_key"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    subject: str | None
+    scopes: frozenset[str]
+    kind: PrincipalKind
+
+
+class AuthError(Exception):
+    """A refused request: 401 (no or bad credentials) or 403 (valid, but not enough scope)."""
+
+    def __init__(
+        self, status: Literal[401, 403], code: str, message: str, www_authenticate: str
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.www_authenticate = www_authenticate
+
+
+class JwksError(Exception):
+    """A JWKS document that cannot be read or holds no usable signing key."""
+
+
+def _invalid_token(message: str) -> AuthError:
+    challenge = f'Bearer error="invalid_token", error_description="{message}"'
+    return AuthError(401, "unauthorized", message, challenge)
+
+
+def hash_api_key(key: str) -> str:
+    return HASH_PREFIX + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def auth_problems(auth: Auth) -> list[str]:
+    """What is wrong with `auth`, for the config loader to report next to its other checks."""
+    problems: list[str] = []
+    match auth:
+        case JwtAuth():
+            if not auth.issuer:
+                problems.append("auth.jwt.issuer is empty")
+            if (auth.jwks_url is None) == (auth.jwks_file is None):
+                problems.append("auth.jwt needs exactly one of jwks_url and jwks_file")
+            if auth.jwks_url is not None and not _is_safe_url(auth.jwks_url):
+                problems.append("auth.jwt.jwks_url must be https (http only on loopback)")
+            if not (math.isfinite(auth.leeway) and auth.leeway >= 0):
+                problems.append("auth.jwt.leeway must be a non-negative number of seconds")
+            problems += [
+                f"auth.jwt.scopes: {scope!r} is not a valid scope"
+                for scope in auth.scopes
+                if not _SCOPE_TOKEN.fullmatch(scope)
+            ]
+        case ApiKeyAuth():
+            if not _HEADER_NAME.fullmatch(auth.header):
+                problems.append(f"auth.api_keys.header {auth.header!r} is not a header name")
+            if not auth.key_hashes:
+                problems.append("auth.api_keys.keys is empty")
+            if any(not _HASH.fullmatch(stored) for stored in auth.key_hashes):
+                problems.append("auth.api_keys.keys must be 'sha256:<64 lower-case hex digits>'")
+    return problems
+
+
+def _is_safe_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS)
+
+
+def sticky_subject(principal: Principal) -> str | None:
+    """The key for `sticky: jwt:sub`: the token's subject, or None for other credentials."""
+    return principal.subject if principal.kind == "jwt" else None
+
+
+def parse_jwks(data: bytes, source: str) -> dict[str, jwt.PyJWK]:
+    """The RS256 and ES256 signing keys of a JWKS document, by `kid`; others are skipped."""
+    try:
+        document = json.loads(data)
+    except ValueError as exc:
+        raise JwksError(f"{source}: not a JSON document") from exc
+    entries = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise JwksError(f"{source}: no 'keys' list")
+    keys = {entry["kid"]: key for entry in entries if (key := _signing_key(entry)) is not None}
+    if not keys:
+        raise JwksError(f"{source}: no usable RS256 or ES256 signing key")
+    return keys
+
+
+def _signing_key(entry: object) -> jwt.PyJWK | None:
+    if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
+        return None
+    if entry.get("use", "sig") != "sig" or entry.get("crv", "P-256") != "P-256":
+        return None
+    try:
+        key = jwt.PyJWK(entry)
+    except jwt.PyJWTError:
+        return None
+    return key if key.algorithm_name in ALGORITHMS else None
+
+
+class JwksCache:
+    """Signing keys by `kid`, from a JWKS URL (fetched on first use) or a file (read at once).
+
+    A URL is fetched again when the keys are 5 minutes old, or on an unknown `kid` (key
+    rotation), but never sooner than 30 s after the last attempt, successful or not. A failed
+    fetch keeps serving the keys already held.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        file: str | Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if (url is None) == (file is None):
+            raise ValueError("JwksCache needs exactly one of url and file")
+        self._url = url
+        self._clock = clock
+        self._keys: dict[str, jwt.PyJWK] = {} if file is None else _read_jwks_file(Path(file))
+        self._fetched_at = -math.inf
+        self._attempted_at = -math.inf
+        self._lock = asyncio.Lock()
+        self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def for_auth(cls, auth: JwtAuth, base_dir: Path | None = None) -> JwksCache:
+        """The cache for `auth`; a relative `jwks_file` is taken from `base_dir`."""
+        if auth.jwks_file is None:
+            return cls(url=auth.jwks_url)
+        return cls(file=(base_dir or Path()) / auth.jwks_file)
+
+    @property
+    def kids(self) -> frozenset[str]:
+        return frozenset(self._keys)
+
+    async def key(self, kid: str) -> jwt.PyJWK | None:
+        if self._due(kid):
+            async with self._lock:
+                if self._due(kid):  # a coroutine that held the lock may have just fetched
+                    await self._refresh()
+        return self._keys.get(kid)
+
+    def _due(self, kid: str) -> bool:
+        now = self._clock()
+        if self._url is None or now - self._attempted_at < JWKS_RETRY_SECONDS:
+            return False
+        return kid not in self._keys or now - self._fetched_at >= JWKS_MAX_AGE_SECONDS
+
+    async def _refresh(self) -> None:
+        # Stamped once the attempt is over, not before: coroutines queued on the lock meanwhile
+        # then see it and do not fetch again, and a cancelled attempt does not count.
+        try:
+            keys = parse_jwks(await self._fetch(), source=str(self._url))
+        except (aiohttp.ClientError, TimeoutError, JwksError) as exc:
+            self._attempted_at = self._clock()
+            reason = exc.__class__.__name__ if isinstance(exc, TimeoutError) else exc
+            log.warning(
+                "JWKS fetch from %s failed (%s); keeping %d cached keys",
+                self._url,
+                reason,
+                len(self._keys),
+            )
+        else:
+            self._keys = keys
+            self._fetched_at = self._attempted_at = self._clock()
+
+    async def _fetch(self) -> bytes:
+        async with self._client().get(str(self._url), allow_redirects=False) as response:
+            if response.status != 200:
+                raise JwksError(f"{self._url}: HTTP {response.status}")
+            body = bytearray()
+            async for chunk in response.content.iter_chunked(65536):
+                body += chunk
+                if len(body) > JWKS_MAX_BYTES:
+                    raise JwksError(f"{self._url}: larger than {JWKS_MAX_BYTES} bytes")
+            return bytes(body)
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Made on first use, inside the running loop (aiohttp binds a session to its loop).
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=JWKS_TIMEOUT_SECONDS),
+                trust_env=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _read_jwks_file(path: Path) -> dict[str, jwt.PyJWK]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise JwksError(f"{path}: {exc.strerror}") from exc
+    return parse_jwks(data, source=str(path))
+
+
+# Checked in order: the first matching class gives the message.
+_JWT_ERRORS: Final[tuple[tuple[type[jwt.PyJWTError], str], ...]] = (
+    (jwt.ExpiredSignatureError, "token expired"),
+    (jwt.ImmatureSignatureError, "token not yet valid"),
+    (jwt.InvalidIssuerError, "token from another issuer"),
+    (jwt.MissingRequiredClaimError, "token lacks a required claim"),
+    (jwt.InvalidAlgorithmError, "algorithm does not match the signing key"),
+    (jwt.InvalidSignatureError, "bad signature"),
+    (jwt.InvalidKeyError, "unusable signing key"),
+)
+
+
+class Authenticator:
+    """Checks one route's credentials; built once per config, shared by all requests."""
+
+    def __init__(self, auth: Auth, jwks: JwksCache | None = None) -> None:
+        self.auth = auth
+        self._jwks = jwks
+        self._header = ""
+        self._hashes: tuple[bytes, ...] = ()
+        match auth:
+            case JwtAuth() if jwks is None:
+                raise ValueError("JWT authentication needs a JwksCache")
+            case ApiKeyAuth():
+                self._header = auth.header.lower()
+                self._hashes = tuple(stored.lower().encode() for stored in sorted(auth.key_hashes))
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """The caller behind `headers` (names in lower case, as ASGI has them), or AuthError."""
+        match self.auth:
+            case JwtAuth() as auth if self._jwks is not None:
+                return await _authenticate_jwt(auth, self._jwks, headers.get("authorization"))
+            case ApiKeyAuth() as auth:
+                return self._authenticate_api_key(auth, headers.get(self._header))
+        raise AssertionError("unreachable: checked in __init__")
+
+    def _authenticate_api_key(self, auth: ApiKeyAuth, presented: str | None) -> Principal:
+        challenge = f'ApiKey header="{auth.header}"'
+        if presented is None:
+            raise AuthError(401, "unauthorized", "missing API key", challenge)
+        candidate = hash_api_key(presented).encode()
+        matched = False
+        for stored in self._hashes:  # every one, so the time taken says nothing of which
+            matched |= hmac.compare_digest(stored, candidate)
+        if not matched:
+            raise AuthError(401, "unauthorized", "invalid API key", challenge)
+        return Principal(subject=None, scopes=frozenset(), kind="api_key")
+
+
+async def _authenticate_jwt(auth: JwtAuth, jwks: JwksCache, authorization: str | None) -> Principal:
+    token = _bearer_token(authorization)
+    kid = _key_id(token)
+    key = await jwks.key(kid)
+    if key is None:
+        raise _invalid_token("unknown signing key")
+    claims = _verified_claims(token, key, auth)
+    _check_audience(claims, auth.audience)
+    token_use = claims.get("token_use", "access")
+    if not isinstance(token_use, str) or token_use not in TOKEN_USES:
+        raise _invalid_token("token is neither an access nor an id token")
+    granted = _granted_scopes(claims)
+    if not granted.issuperset(auth.scopes):
+        challenge = f'Bearer error="insufficient_scope", scope="{" ".join(auth.scopes)}"'
+        raise AuthError(403, "forbidden", "token lacks a required scope", challenge)
+    subject = claims.get("sub")
+    return Principal(subject if isinstance(subject, str) else None, granted, "jwt")
+
+
+def _bearer_token(authorization: str | None) -> str:
+    if authorization is None:
+        # RFC 6750 §3.1: no error code when the request carried no credentials at all.
+        raise AuthError(401, "unauthorized", "missing bearer token", "Bearer")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token or len(token) > MAX_TOKEN_CHARS:
+        raise _invalid_token("malformed authorization header")
+    return token
+
+
+def _key_id(token: str) -> str:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise _invalid_token("malformed token") from exc
+    if header.get("alg") not in ALGORITHMS:
+        raise _invalid_token("unsupported algorithm")
+    kid = header.get("kid")
+    if not isinstance(kid, str):
+        raise _invalid_token("token names no signing key")
+    return kid
+
+
+def _verified_claims(token: str, key: jwt.PyJWK, auth: JwtAuth) -> dict[str, Any]:
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[key.algorithm_name],
+            issuer=auth.issuer,
+            leeway=auth.leeway,
+            options={
+                "require": ["exp", "iss"],
+                "verify_aud": False,  # checked below: Cognito access tokens carry client_id
+                "enforce_minimum_key_length": True,
+            },
+        )
+    except jwt.PyJWTError as exc:
+        message = next((text for kind, text in _JWT_ERRORS if isinstance(exc, kind)), None)
+        raise _invalid_token(message or "invalid token") from exc
+    return claims
+
+
+def _check_audience(claims: Mapping[str, Any], audience: str | None) -> None:
+    if audience is None:
+        return
+    if "aud" in claims:
+        aud = claims["aud"]
+        matched = aud == audience or (isinstance(aud, list) and audience in aud)
+    else:
+        matched = claims.get("client_id") == audience
+    if not matched:
+        raise _invalid_token("token for another audience")
+
+
+def _granted_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
+    granted: set[str] = set()
+    for name in ("scope", "scp"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            granted.update(value.split())
+        elif isinstance(value, list):
+            granted.update(item for item in value if isinstance(item, str))
+    return frozenset(granted)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from starlette.exceptions import HTTPException
 
 from gateway.admin import admin_router
 from gateway.asgi import Receive, Scope, Send
+from gateway.breaker import OnChange
 from gateway.config import GatewayConfig
 from gateway.config_source import load_from, source_for, ttl_for
 from gateway.proxy import Proxy
@@ -27,6 +29,7 @@ from gateway.runtime import build_runtime
 from gateway.telemetry import Telemetry
 
 DEFAULT_CONFIG = "routes.yaml"
+logger = logging.getLogger("gateway")
 
 
 class GatewayApp(FastAPI):
@@ -68,9 +71,12 @@ def create_app(
     if config is None:
         source = source_for(config_path or config_path_from_env())
         config = load_from(source)
-    holder = RuntimeHolder(build_runtime(config))
-    reloader = Reloader(source, holder, ttl_for(source)) if source is not None else None
     telemetry = telemetry or Telemetry.from_env()
+    on_change = breaker_reporter(telemetry)
+    holder = RuntimeHolder(build_runtime(config, on_change))
+    reloader = None
+    if source is not None:
+        reloader = Reloader(source, holder, ttl_for(source), on_breaker_change=on_change)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -101,6 +107,16 @@ def create_app(
     app.add_exception_handler(HTTPException, _admin_error)
     app.proxy = Proxy(app.admin_app, holder.get, telemetry)
     return app
+
+
+def breaker_reporter(telemetry: Telemetry) -> OnChange:
+    """Breaker state changes become a log line and a counter."""
+
+    def changed(target: str, old: str, new: str) -> None:
+        logger.warning("circuit breaker of target %s: %s -> %s", target, old, new)
+        telemetry.metrics.observe_breaker(target, old, new)
+
+    return changed
 
 
 async def _admin_error(request: Request, exc: Exception) -> JSONResponse:

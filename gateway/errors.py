@@ -13,6 +13,8 @@ JSON_HEADERS = [(b"content-type", b"application/json")]
 class GatewayError(Exception):
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "gateway_error"
+    never_sent: ClassVar[bool] = False
+    """True when the upstream surely never saw the request: safe to try again."""
 
     def __init__(
         self,
@@ -21,12 +23,14 @@ class GatewayError(Exception):
         route: str | None = None,
         target: str | None = None,
         retry_after: int | None = None,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
     ) -> None:
         super().__init__(message)
         self.message = message
         self.route = route
         self.target = target
         self.retry_after = retry_after
+        self.headers = headers
 
     def located(self, route: str | None, target: str | None) -> GatewayError:
         """Fill in where it happened, keeping what the raiser already knew."""
@@ -39,12 +43,42 @@ class NoRouteMatched(GatewayError):
     status_code, code = 404, "no_route"
 
 
+class BadPath(GatewayError):
+    status_code, code = 400, "bad_path"
+
+
+class Unauthorized(GatewayError):
+    status_code, code = 401, "unauthorized"
+
+
+class Forbidden(GatewayError):
+    status_code, code = 403, "forbidden"
+
+
 class PayloadTooLarge(GatewayError):
     status_code, code = 413, "payload_too_large"
 
 
+class UriTooLong(GatewayError):
+    status_code, code = 414, "uri_too_long"
+
+
+class RateLimited(GatewayError):
+    status_code, code = 429, "rate_limited"
+
+
+class HeadersTooLarge(GatewayError):
+    status_code, code = 431, "headers_too_large"
+
+
 class UpstreamUnavailable(GatewayError):
     status_code, code = 502, "upstream_unavailable"
+
+
+class ConnectFailed(UpstreamUnavailable):
+    """The connection was refused or never established: the request was not sent."""
+
+    never_sent = True
 
 
 class UpstreamFunctionError(GatewayError):
@@ -55,8 +89,21 @@ class UpstreamThrottled(GatewayError):
     status_code, code = 503, "upstream_throttled"
 
 
+class CircuitOpen(GatewayError):
+    status_code, code = 503, "circuit_open"
+
+
+class Overloaded(GatewayError):
+    status_code, code = 503, "overloaded"
+
+
 class UpstreamTimeout(GatewayError):
     status_code, code = 504, "upstream_timeout"
+
+
+class ConnectTimedOut(UpstreamTimeout):
+    code = "upstream_connect_timeout"
+    never_sent = True
 
 
 class ClientDisconnected(Exception):
@@ -79,6 +126,7 @@ def render(error: GatewayError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         headers.append((b"x-gateway-target", error.target.encode()))
     if error.retry_after is not None:
         headers.append((b"retry-after", str(error.retry_after).encode()))
+    headers.extend(error.headers)
     return error.status_code, headers, body
 
 

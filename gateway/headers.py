@@ -31,7 +31,8 @@ def _is_hop_by_hop(name: bytes, named: set[bytes]) -> bool:
 def request_headers(
     headers: Iterable[tuple[bytes, bytes]], client_host: str | None, scheme: str
 ) -> RawHeaders:
-    """What the upstream receives: hop-by-hop and Host dropped, X-Forwarded-* updated."""
+    """What the upstream receives: hop-by-hop, Host and client-sent x-gateway-* dropped,
+    X-Forwarded-* updated."""
     headers = list(headers)
     named = _connection_tokens(headers)
     forwarded_for: list[bytes] = []
@@ -42,7 +43,11 @@ def request_headers(
             host = value
         elif name == b"x-forwarded-for":
             forwarded_for.append(value)
-        elif name in (b"x-forwarded-proto", b"x-forwarded-host") or _is_hop_by_hop(name, named):
+        elif (
+            name in (b"x-forwarded-proto", b"x-forwarded-host")
+            or _is_hop_by_hop(name, named)
+            or name.startswith(GATEWAY_PREFIX)
+        ):
             continue
         else:
             out.append((name, value))
@@ -58,7 +63,8 @@ def request_headers(
 
 def response_headers(headers: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
     """What the client receives from an upstream answer: hop-by-hop and x-gateway-* dropped."""
-    headers = list(headers)
+    # Upstreams write names in any case (aiohttp keeps it): compare, and answer, in lower case.
+    headers = [(name.lower(), value) for name, value in headers]
     named = _connection_tokens(headers)
     return [
         (name, value)

@@ -64,6 +64,21 @@ class Metrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
+        self.fallbacks = Counter(
+            "gateway_fallbacks",
+            "Requests a target failed and the route's fallback served: migration gaps",
+            ("route", "from_target", "to_target", "reason"),
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "gateway_retries", "Retries sent to a target", LABELS, registry=self.registry
+        )
+        self.breaker_changes = Counter(
+            "gateway_breaker_transitions",
+            "Circuit breaker state changes per target",
+            ("target", "state"),
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
 
     def observe(self, route: str, target: str, status: int, seconds: float) -> None:
@@ -81,6 +96,15 @@ class Metrics:
         if status >= 500:
             errors.inc()
         latency.observe(seconds)
+
+    def observe_fallback(self, route: str, failed: str, fallback: str, reason: str) -> None:
+        self.fallbacks.labels(route, failed, fallback, reason).inc()
+
+    def observe_retry(self, route: str, target: str) -> None:
+        self.retries.labels(route, target).inc()
+
+    def observe_breaker(self, target: str, old: str, new: str) -> None:
+        self.breaker_changes.labels(target, new).inc()
 
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest

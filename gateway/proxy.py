@@ -9,17 +9,30 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from gateway.asgi import ASGIApp, Receive, Scope, Send
 from gateway.config import RESERVED_PREFIX, Route
-from gateway.errors import ClientDisconnected, GatewayError, NoRouteMatched, send_error
+from gateway.errors import (
+    BadPath,
+    ClientDisconnected,
+    GatewayError,
+    NoRouteMatched,
+    PayloadTooLarge,
+    send_error,
+)
+from gateway.forwarding import forward
 from gateway.headers import HeaderView, cookie_value, request_headers
+from gateway.normalize import PathRefused, forwarded_for, normalize_path
 from gateway.routing import RouteMatch
 from gateway.runtime import Runtime
 from gateway.splitting import pick
 from gateway.telemetry import Exchange, Telemetry
 from gateway.upstreams.base import Body, UpstreamRequest, UpstreamResponse
+
+if TYPE_CHECKING:
+    from gateway.auth import Principal
 
 logger = logging.getLogger("gateway.proxy")
 
@@ -61,16 +74,20 @@ async def handle(
     reader = BodyReader(receive)
     sent = 0
     try:
-        matched = runtime.table.match(scope["method"], scope["path"], headers)
+        path, raw_path = normalized(scope)
+        matched = runtime.table.match(scope["method"], path, headers)
         if matched is None:
-            raise NoRouteMatched(f"no route for {scope['method']} {scope['path']}")
-        key = sticky_key(headers, matched.route)
-        target = pick(matched.route.split, key)
-        exchange.routed(matched.route, target, sticky=key is not None)
-        upstream = runtime.upstreams[target]
-        request = upstream_request(scope, matched, await reader.body(scope))
-        reply = await upstream.forward(exchange.calling(request, upstream.kind))
-        exchange.answered(reply.status)
+            raise NoRouteMatched(f"no route for {scope['method']} {path}")
+        route = matched.route
+        exchange.matched(route)
+        client = client_address(scope, runtime)
+        who = await runtime.admissions[route.name].admit(scope, raw_path, headers, client)
+        key = sticky_key(headers, route, who)
+        target = pick(route.split, key)
+        exchange.routed(route, target, sticky=key is not None)
+        body = await reader.body(scope, route.limits.max_body)
+        request = upstream_request(scope, matched, raw_path, body)
+        reply = await forward(runtime.pair, route, target, request, exchange)
     except GatewayError as error:
         exchange.failed(error)
         sent = await send_error(send, error.located(exchange.route, exchange.target))
@@ -83,19 +100,45 @@ async def handle(
         exchange.finish(reader.received, sent)
 
 
-def sticky_key(headers: HeaderView, route: Route) -> str | None:
+def normalized(scope: Scope) -> tuple[str, bytes]:
+    """The path to match and the raw path to forward: one normal form, so no spelling of a
+    path (dot segments, escapes, doubled slashes) reaches a route its normal form would not."""
+    raw_path: bytes | None = scope.get("raw_path")
+    if not raw_path:
+        raw_path = quote(scope["path"], safe="/:@!$&'()*+,;=-._~").encode("ascii")
+    try:
+        path, raw = normalize_path(raw_path)
+    except PathRefused as exc:
+        raise BadPath(f"path refused: {exc.reason}") from None
+    if ";" in path:
+        # Servlet containers read /admin;x/users as /admin/users: match it as they will.
+        path = "/".join(segment.partition(";")[0] for segment in path.split("/"))
+    return path, raw
+
+
+def client_address(scope: Scope, runtime: Runtime) -> str | None:
+    """The client: the peer, or from X-Forwarded-For when the peer is a trusted proxy."""
+    client = scope.get("client")
+    peer = client[0] if client else None
+    if not runtime.trusted:
+        return peer
+    return forwarded_for(scope["headers"], peer, runtime.trusted)[0]
+
+
+def sticky_key(headers: HeaderView, route: Route, who: Principal | None) -> str | None:
     sticky = route.sticky
     if sticky is None:
         return None
     if sticky.source == "header":
         return headers.get(sticky.name)
+    if sticky.source == "jwt":
+        return who.subject if who is not None else None
     return cookie_value(headers.get("cookie"), sticky.name)
 
 
-def upstream_request(scope: Scope, matched: RouteMatch, body: Body) -> UpstreamRequest:
-    raw_path: bytes | None = scope.get("raw_path")
-    if not raw_path:
-        raw_path = quote(scope["path"], safe="/:@!$&'()*+,;=-._~").encode("ascii")
+def upstream_request(
+    scope: Scope, matched: RouteMatch, raw_path: bytes, body: Body
+) -> UpstreamRequest:
     client = scope.get("client")
     client_host = client[0] if client else None
     return UpstreamRequest(
@@ -123,14 +166,16 @@ def _no_body(scope: Scope) -> bool:
 class BodyReader:
     """The client's body: whole when it came in one message, else streamed as sent."""
 
-    __slots__ = ("complete", "receive", "received")
+    __slots__ = ("complete", "limit", "receive", "received")
 
     def __init__(self, receive: Receive) -> None:
         self.receive = receive
         self.complete = False
         self.received = 0
+        self.limit: int | None = None
 
-    async def body(self, scope: Scope) -> Body:
+    async def body(self, scope: Scope, limit: int | None = None) -> Body:
+        self.limit = limit
         if _no_body(scope):
             self.complete = True
             return b""
@@ -139,6 +184,7 @@ class BodyReader:
             raise ClientDisconnected
         first: bytes = message.get("body", b"")
         self.received = len(first)
+        self._check_limit()
         if not message.get("more_body", False):
             self.complete = True
             return first
@@ -154,10 +200,15 @@ class BodyReader:
             chunk = message.get("body", b"")
             if chunk:
                 self.received += len(chunk)
+                self._check_limit()
                 yield chunk
             if not message.get("more_body", False):
                 self.complete = True
                 return
+
+    def _check_limit(self) -> None:
+        if self.limit is not None and self.received > self.limit:
+            raise PayloadTooLarge(f"body over {self.limit} bytes")
 
 
 async def respond(
@@ -169,6 +220,8 @@ async def respond(
         (b"x-gateway-route", (exchange.route or "").encode()),
         (b"x-gateway-target", (exchange.target or "").encode()),
     ]
+    if exchange.fallback:
+        headers.append((b"x-gateway-fallback", b"true"))
     watcher = _watch_disconnect(reader, reply)
     sent = 0
     try:

@@ -16,13 +16,12 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from typing import Protocol
 
+from gateway.breaker import OnChange
 from gateway.config import ConfigError, GatewayConfig, parse_config
 from gateway.config_source import ConfigSource
-from gateway.routing import RouteTable
-from gateway.runtime import Runtime, build_upstream
-from gateway.upstreams.base import Upstream
+from gateway.runtime import Runtime, build_runtime
 
 logger = logging.getLogger("gateway.reload")
 
@@ -41,18 +40,18 @@ class RuntimeHolder:
         return self.current
 
 
-def rebuild(current: Runtime, config: GatewayConfig) -> tuple[Runtime, list[Upstream]]:
-    """A Runtime for `config` reusing `current`'s unchanged upstreams; and the retired ones."""
-    old_targets = current.config.targets
-    upstreams: dict[str, Upstream] = {}
-    for name, target in config.targets.items():
-        if old_targets.get(name) == target:
-            upstreams[name] = current.upstreams[name]
-        else:
-            upstreams[name] = build_upstream(target)
-    kept = {id(u) for u in upstreams.values()}
-    retired = [u for u in current.upstreams.values() if id(u) not in kept]
-    return Runtime(RouteTable(config), MappingProxyType(upstreams)), retired
+def rebuild(
+    current: Runtime, config: GatewayConfig, on_breaker_change: OnChange | None = None
+) -> tuple[Runtime, list[Closeable]]:
+    """A Runtime for `config` reusing `current`'s unchanged targets; and what it retires."""
+    runtime = build_runtime(config, on_breaker_change, reuse=current)
+    kept = {id(u) for u in runtime.upstreams.values()}
+    retired: list[Closeable] = [u for u in current.upstreams.values() if id(u) not in kept]
+    return runtime, [*retired, *current.closeables]
+
+
+class Closeable(Protocol):
+    async def aclose(self) -> None: ...
 
 
 @dataclass
@@ -62,11 +61,12 @@ class Reloader:
     ttl: float
     last_error: str | None = None
     last_check: float = field(default_factory=time.monotonic)
+    on_breaker_change: OnChange | None = None
     _refused: str | None = None
-    _retiring: list[Upstream] = field(default_factory=list)
+    _retiring: list[Closeable] = field(default_factory=list)
     _closing: set[asyncio.Future[None]] = field(default_factory=set)
 
-    def check(self) -> list[Upstream]:
+    def check(self) -> list[Closeable]:
         """Read the source; swap in a changed, valid table. Returns upstreams to retire."""
         self.last_check = time.monotonic()
         try:
@@ -84,7 +84,7 @@ class Reloader:
             return self._refuse(str(exc), digest)
         if config.version == self.holder.current.config.version:
             return []
-        runtime, retired = rebuild(self.holder.current, config)
+        runtime, retired = rebuild(self.holder.current, config, self.on_breaker_change)
         self.holder.current = runtime
         self.last_error = self._refused = None
         logger.warning(
@@ -95,7 +95,7 @@ class Reloader:
         )
         return retired
 
-    def _refuse(self, reason: str, digest: str | None) -> list[Upstream]:
+    def _refuse(self, reason: str, digest: str | None) -> list[Closeable]:
         self._refused = digest
         self.last_error = reason
         logger.error(
@@ -116,7 +116,7 @@ class Reloader:
             self._retiring.extend(retired)
             asyncio.get_running_loop().call_later(RETIRE_GRACE_SECONDS, self._close_later, retired)
 
-    def _close_later(self, upstreams: list[Upstream]) -> None:
+    def _close_later(self, upstreams: list[Closeable]) -> None:
         for upstream in upstreams:
             if upstream in self._retiring:
                 self._retiring.remove(upstream)
@@ -149,9 +149,9 @@ class Reloader:
                 loop.remove_signal_handler(signal.SIGHUP)
 
 
-async def close_all(upstreams: list[Upstream]) -> None:
+async def close_all(upstreams: list[Closeable]) -> None:
     for upstream in upstreams:
         try:
             await upstream.aclose()
         except Exception:
-            logger.exception("closing retired upstream %s failed", upstream.name)
+            logger.exception("closing retired %r failed", upstream)

@@ -1,13 +1,20 @@
-"""What serves requests at one moment: a compiled route table and one upstream per target."""
+"""What serves requests at one moment: the compiled route table, and for each target its
+upstream and protection, for each route its admission checks."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
+from gateway.admission import RouteGuard
+from gateway.breaker import OnChange
 from gateway.config import GatewayConfig, HttpTarget, LambdaTarget, Target
+from gateway.forwarding import TargetGuard
+from gateway.normalize import Network, parse_trusted
 from gateway.routing import RouteTable
 from gateway.upstreams.base import Upstream
 from gateway.upstreams.http import HttpUpstream
@@ -17,15 +24,22 @@ from gateway.upstreams.http import HttpUpstream
 class Runtime:
     table: RouteTable
     upstreams: Mapping[str, Upstream]
+    guards: Mapping[str, TargetGuard]
+    admissions: Mapping[str, RouteGuard]
+    trusted: tuple[Network, ...] = ()
+    closeables: tuple[Any, ...] = ()
     loaded_at: float = field(default_factory=time.time)
 
     @property
     def config(self) -> GatewayConfig:
         return self.table.config
 
+    def pair(self, target: str) -> tuple[Upstream, TargetGuard]:
+        return self.upstreams[target], self.guards[target]
+
     async def aclose(self) -> None:
-        for upstream in self.upstreams.values():
-            await upstream.aclose()
+        for item in (*self.upstreams.values(), *self.closeables):
+            await item.aclose()
 
 
 def build_upstream(target: Target) -> Upstream:
@@ -39,6 +53,29 @@ def build_upstream(target: Target) -> Upstream:
             return LambdaUpstream(target)
 
 
-def build_runtime(config: GatewayConfig) -> Runtime:
-    upstreams = {name: build_upstream(target) for name, target in config.targets.items()}
-    return Runtime(RouteTable(config), MappingProxyType(upstreams))
+def build_runtime(
+    config: GatewayConfig,
+    on_breaker_change: OnChange | None = None,
+    reuse: Runtime | None = None,
+) -> Runtime:
+    """The runtime for `config`; targets unchanged since `reuse` keep its upstream (and
+    connection pool) and protection state."""
+    upstreams: dict[str, Upstream] = {}
+    guards: dict[str, TargetGuard] = {}
+    for name, target in config.targets.items():
+        if reuse is not None and reuse.config.targets.get(name) == target:
+            upstreams[name], guards[name] = reuse.pair(name)
+        else:
+            upstreams[name] = build_upstream(target)
+            guards[name] = TargetGuard.build(target, on_breaker_change)
+    jwks: dict[str, Any] = {}
+    base_dir = Path(config.source).parent if Path(config.source).is_file() else Path()
+    admissions = {route.name: RouteGuard.build(route, jwks, base_dir) for route in config.routes}
+    return Runtime(
+        RouteTable(config),
+        MappingProxyType(upstreams),
+        MappingProxyType(guards),
+        MappingProxyType(admissions),
+        parse_trusted(config.trusted_proxies),
+        tuple(jwks.values()),
+    )

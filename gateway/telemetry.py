@@ -100,6 +100,11 @@ class Exchange:
         self.fallback = False
         self.retry = False
 
+    def matched(self, route: Route) -> None:
+        self.route = route.name
+        if self.span is not None:
+            self.span.update_name(f"{self.scope['method']} {route.name}")
+
     def routed(self, route: Route, target: str, sticky: bool) -> None:
         self.route, self.target, self.sticky = route.name, target, sticky
         self.weight = dict(route.split).get(target)
@@ -136,22 +141,52 @@ class Exchange:
 
     def answered(self, status: int) -> None:
         self.upstream_ms = (time.perf_counter() - self.upstream_started) * 1000
-        if self.client_span is not None:
-            self.client_span.set_attribute("http.response.status_code", status)
+        span, self.client_span = self.client_span, None
+        if span is not None:
+            span.set_attribute("http.response.status_code", status)
             if status >= 500:
-                self.client_span.set_status(Status(StatusCode.ERROR))
-            self.client_span.end()
+                span.set_status(Status(StatusCode.ERROR))
+            span.end()
+
+    def upstream_failed(self, error: GatewayError) -> None:
+        """One try failed before an answer (a retry or a fallback may follow)."""
+        self.upstream_ms = (time.perf_counter() - self.upstream_started) * 1000
+        span, self.client_span = self.client_span, None
+        if span is not None:
+            span.set_attribute("error.type", error.code)
+            span.set_status(Status(StatusCode.ERROR, error.code))
+            span.end()
+
+    def retried(self) -> None:
+        self.retry = True
+        if self.route is not None and self.target is not None:
+            self.telemetry.metrics.observe_retry(self.route, self.target)
+
+    def fell_back(self, target: str, status: int, reason: str) -> None:
+        """The route's target failed with `status`; `target` (the fallback) takes over.
+
+        The failed try still counts for its own target: it is the canary's evidence."""
+        route, failed = self.route or "", self.target or ""
+        metrics = self.telemetry.metrics
+        metrics.observe(route, failed, status, time.perf_counter() - self.started)
+        metrics.observe_fallback(route, failed, target, reason)
+        self.fallback, self.target = True, target
+        if self.span is not None:
+            self.span.set_attributes(
+                {
+                    "gateway.fallback": True,
+                    "gateway.fallback_from": failed,
+                    "gateway.target": target,
+                }
+            )
 
     def failed(self, error: GatewayError) -> None:
         self.status = error.status_code
-        if self.upstream_started and self.upstream_ms is None:
-            self.upstream_ms = (time.perf_counter() - self.upstream_started) * 1000
-        for span in (self.client_span, self.span):
-            if span is not None and span.is_recording():
-                span.set_attribute("error.type", error.code)
-                span.set_status(Status(StatusCode.ERROR, error.code))
-        if self.client_span is not None and self.client_span.end_time is None:
-            self.client_span.end()
+        if self.client_span is not None:
+            self.upstream_failed(error)
+        if self.span is not None and self.span.is_recording():
+            self.span.set_attribute("error.type", error.code)
+            self.span.set_status(Status(StatusCode.ERROR, error.code))
 
     def finish(self, bytes_in: int, bytes_out: int) -> None:
         seconds = time.perf_counter() - self.started

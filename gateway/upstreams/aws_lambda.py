@@ -17,6 +17,7 @@ from typing import Any
 
 from gateway.config import LambdaTarget
 from gateway.errors import (
+    ConnectFailed,
     GatewayError,
     PayloadTooLarge,
     UpstreamFunctionError,
@@ -139,7 +140,7 @@ class LambdaUpstream:
                 target=self.name,
             )
         if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
-            return UpstreamUnavailable(
+            return ConnectFailed(
                 f"cannot reach the Lambda endpoint for {where}: {exc}", target=self.name
             )
         if isinstance(exc, ClientError):

@@ -14,7 +14,13 @@ import aiohttp
 from yarl import URL
 
 from gateway.config import HttpTarget
-from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import (
+    ConnectFailed,
+    ConnectTimedOut,
+    GatewayError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from gateway.headers import response_headers
 from gateway.upstreams.base import UpstreamRequest, UpstreamResponse
 
@@ -32,6 +38,7 @@ class HttpUpstream:
         self.kind = "http"
         self._base = target.url.encode("ascii")
         self._timeout = target.timeout
+        self._connect_timeout = target.protection.connect_timeout
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -45,7 +52,7 @@ class HttpUpstream:
                 skip_auto_headers=SKIP_AUTO_HEADERS,
                 auto_decompress=False,
                 timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=self._timeout, sock_read=self._timeout
+                    total=None, sock_connect=self._connect_timeout, sock_read=self._timeout
                 ),
                 trust_env=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
@@ -95,15 +102,24 @@ class HttpUpstream:
         return close
 
     def _translate(self, exc: BaseException) -> GatewayError:
-        if isinstance(exc, GatewayError):
-            return exc
+        cause: BaseException | None = exc
+        while cause is not None:
+            # Our own error (a body over its limit) raised inside aiohttp's body writer.
+            if isinstance(cause, GatewayError):
+                return cause
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return ConnectTimedOut(
+                f"cannot connect to target {self.name!r} within {self._connect_timeout:g}s",
+                target=self.name,
+            )
         if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
             return UpstreamTimeout(
                 f"target {self.name!r} did not answer within {self._timeout:g}s", target=self.name
             )
         if isinstance(exc, aiohttp.ClientConnectorError):
             reason = exc.os_error.strerror or str(exc.os_error)
-            return UpstreamUnavailable(
+            return ConnectFailed(
                 f"cannot connect to target {self.name!r}: {reason}", target=self.name
             )
         if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):

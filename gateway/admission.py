@@ -1,0 +1,111 @@
+"""Whether a matched request may go on: size limits, authorization, inbound rate.
+
+Checked in that order, cheapest first, each refusal a clear JSON answer: 414 or 431 for an
+oversized URL or headers, 413 for an announced body over the route's limit, 401 or 403
+from the route's `auth`, 429 with Retry-After from its `rate`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gateway.asgi import Scope
+from gateway.config import ApiKeySpec, JwtSpec, Route
+from gateway.errors import (
+    Forbidden,
+    GatewayError,
+    HeadersTooLarge,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+    UriTooLong,
+)
+from gateway.headers import HeaderView
+from gateway.normalize import RequestLimits, body_limit_exceeded, check_request
+from gateway.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from gateway.auth import Authenticator, Principal
+
+
+@dataclass(slots=True)
+class RouteGuard:
+    limits: RequestLimits
+    authenticator: Authenticator | None = None
+    rate: RateLimiter | None = None
+    rate_key: str = "client"
+
+    @classmethod
+    def build(cls, route: Route, jwks: dict[str, Any], base_dir: Path) -> RouteGuard:
+        spec = route.limits
+        limits = RequestLimits(spec.max_url, spec.max_header_bytes, spec.max_headers, spec.max_body)
+        rate = None
+        if route.rate is not None:
+            rate = RateLimiter(route.rate.per_second, route.rate.burst)
+        rate_key = route.rate.key if route.rate else "client"
+        return cls(limits, _authenticator(route, jwks, base_dir), rate, rate_key)
+
+    async def admit(
+        self, scope: Scope, raw_path: bytes, headers: HeaderView, client: str | None
+    ) -> Principal | None:
+        breach = check_request(
+            self.limits, raw_path, scope.get("query_string", b""), scope["headers"]
+        )
+        if breach is not None:
+            error = UriTooLong if breach.status == 414 else HeadersTooLarge
+            raise error(breach.reason)
+        length = headers.get("content-length")
+        if (
+            length is not None
+            and length.isdigit()
+            and body_limit_exceeded(self.limits, int(length))
+        ):
+            raise PayloadTooLarge(f"body of {length} bytes, over {self.limits.max_body_bytes}")
+        principal = await self._authenticate(headers)
+        if self.rate is not None:
+            wait = self.rate.check(self._rate_key(headers, client, principal))
+            if wait is not None:
+                raise RateLimited("too many requests", retry_after=max(1, math.ceil(wait)))
+        return principal
+
+    async def _authenticate(self, headers: HeaderView) -> Principal | None:
+        if self.authenticator is None:
+            return None
+        from gateway.auth import AuthError
+
+        try:
+            return await self.authenticator.authenticate(headers)
+        except AuthError as exc:
+            error: type[GatewayError] = Forbidden if exc.status == 403 else Unauthorized
+            challenge = ((b"www-authenticate", exc.www_authenticate.encode("latin-1")),)
+            raise error(exc.message, headers=challenge) from None
+
+    def _rate_key(self, headers: HeaderView, client: str | None, who: Principal | None) -> str:
+        if self.rate_key == "jwt:sub" and who is not None and who.subject:
+            return f"sub:{who.subject}"
+        if self.rate_key.startswith("header:"):
+            value = headers.get(self.rate_key.removeprefix("header:"))
+            if value:
+                return f"header:{value}"
+        return f"client:{client}"
+
+
+def _authenticator(route: Route, jwks: dict[str, Any], base_dir: Path) -> Authenticator | None:
+    """Built only for routes with `auth`: PyJWT and its crypto stay out of a cold start
+    that does not need them."""
+    if route.auth is None:
+        return None
+    from gateway.auth import ApiKeyAuth, Authenticator, JwksCache, JwtAuth
+
+    match route.auth:
+        case JwtSpec() as spec:
+            auth = JwtAuth(spec.issuer, spec.audience, spec.jwks_url, spec.jwks_file, spec.scopes)
+            key = spec.jwks_url or str(base_dir / (spec.jwks_file or ""))
+            if key not in jwks:
+                jwks[key] = JwksCache.for_auth(auth, base_dir)
+            return Authenticator(auth, jwks[key])
+        case ApiKeySpec() as keys:
+            return Authenticator(ApiKeyAuth(keys.header, keys.key_hashes))

@@ -1,0 +1,189 @@
+"""Sending one request to its target under the target's protection, and falling back.
+
+attempt: concurrency slot -> breaker -> upstream call (a client span per try).
+retries: idempotent requests only, on connect errors (the request never left) and the
+  target's configured statuses, with jittered backoff, within the retry budget.
+fallback: the strangler safety net; an idempotent request the new target failed (connect
+  error, timeout, 502/503/504, open breaker, full queue, or a `fallback_on` status) goes to
+  the route's `fallback` target instead. A non-idempotent request is never sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+from gateway.breaker import BreakerPolicy, CircuitBreaker, OnChange
+from gateway.config import Route, Target
+from gateway.errors import CircuitOpen, GatewayError, Overloaded
+from gateway.limits import ConcurrencyLimit, LimitExceeded
+from gateway.retries import RetryBudget, RetryPolicy
+from gateway.telemetry import Exchange
+from gateway.upstreams.base import Upstream, UpstreamRequest, UpstreamResponse
+
+FALLBACK_STATUSES = frozenset({502, 503, 504})
+
+
+@dataclass(slots=True)
+class TargetGuard:
+    """One target's protection, built once per target definition and kept across reloads."""
+
+    retry: RetryPolicy
+    budget: RetryBudget
+    breaker: CircuitBreaker | None
+    limit: ConcurrencyLimit | None
+
+    @classmethod
+    def build(cls, target: Target, on_change: OnChange | None = None) -> TargetGuard:
+        spec = target.protection
+        retry = RetryPolicy(
+            attempts=spec.retry.attempts,
+            methods=spec.retry.methods,
+            statuses=spec.retry.statuses,
+            budget=spec.retry.budget,
+        )
+        breaker = None
+        if spec.breaker is not None:
+            policy = BreakerPolicy(
+                failure_rate=spec.breaker.failure_rate,
+                min_requests=spec.breaker.min_requests,
+                consecutive_failures=spec.breaker.consecutive_failures,
+                window=spec.breaker.window,
+                open_for=spec.breaker.open_for,
+                half_open_probes=spec.breaker.probes,
+            )
+            breaker = CircuitBreaker(target.name, policy, on_change=on_change)
+        limit = None
+        if spec.max_concurrency is not None:
+            limit = ConcurrencyLimit(spec.max_concurrency, spec.queue_timeout)
+        return cls(retry, RetryBudget(retry), breaker, limit)
+
+
+Upstreams = Callable[[str], tuple[Upstream, TargetGuard]]
+
+
+def replayable(request: UpstreamRequest, guard: TargetGuard) -> bool:
+    """Safe to send again: an idempotent method, and a body still held whole."""
+    return guard.retry.retryable_method(request.method) and isinstance(request.body, bytes)
+
+
+async def forward(
+    upstreams: Upstreams, route: Route, target: str, request: UpstreamRequest, exchange: Exchange
+) -> UpstreamResponse:
+    _, guard = upstreams(target)
+    again = replayable(request, guard)
+    fallback = route.fallback if again and route.fallback not in (None, target) else None
+    try:
+        reply = await _with_retries(upstreams, target, request, exchange, again)
+    except GatewayError as error:
+        if fallback is None or error.status_code not in FALLBACK_STATUSES:
+            raise
+        exchange.fell_back(fallback, error.status_code, error.code)
+        return await _with_retries(upstreams, fallback, request, exchange, again)
+    if fallback is not None and reply.status in FALLBACK_STATUSES | route.fallback_on:
+        await reply.close()
+        exchange.fell_back(fallback, reply.status, f"status_{reply.status}")
+        return await _with_retries(upstreams, fallback, request, exchange, again)
+    return reply
+
+
+async def _with_retries(
+    upstreams: Upstreams, target: str, request: UpstreamRequest, exchange: Exchange, again: bool
+) -> UpstreamResponse:
+    upstream, guard = upstreams(target)
+    guard.budget.record_request()
+    tries = guard.retry.attempts if again else 1
+    for attempt in range(tries):
+        last = attempt == tries - 1
+        try:
+            reply = await _attempt(upstream, guard, request, exchange)
+        except GatewayError as error:
+            if last or not error.never_sent or not guard.budget.try_spend():
+                raise
+        else:
+            if last or not guard.retry.retryable_status(reply.status):
+                return reply
+            if not guard.budget.try_spend():
+                return reply
+            await reply.close()
+        exchange.retried()
+        await asyncio.sleep(guard.retry.delay(attempt))
+    raise AssertionError("unreachable: the last try returns or raises")
+
+
+async def _attempt(
+    upstream: Upstream, guard: TargetGuard, request: UpstreamRequest, exchange: Exchange
+) -> UpstreamResponse:
+    slot = await _take_slot(guard, upstream.name)
+    breaker = guard.breaker
+    if breaker is not None and not breaker.allow():
+        await slot.__aexit__(None, None, None)
+        raise CircuitOpen(
+            f"target {upstream.name!r} is failing; its circuit breaker is open",
+            target=upstream.name,
+            retry_after=max(1, math.ceil(breaker.retry_after())),
+        )
+    try:
+        reply = await upstream.forward(exchange.calling(request, upstream.kind))
+    except GatewayError as error:
+        await slot.__aexit__(None, None, None)
+        if breaker is not None:
+            breaker.record(error.status_code < 500)
+        exchange.upstream_failed(error)
+        raise
+    except BaseException:
+        await slot.__aexit__(None, None, None)
+        raise
+    if breaker is not None:
+        breaker.record(reply.status < 500)
+    exchange.answered(reply.status)
+    reply.close = _then(reply.close, lambda: slot.__aexit__(None, None, None))
+    return reply
+
+
+class _NoSlot:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
+_NO_SLOT = _NoSlot()
+
+
+async def _take_slot(guard: TargetGuard, name: str) -> AbstractAsyncContextManager[None]:
+    if guard.limit is None:
+        return _NO_SLOT
+    slot = guard.limit.slot()
+    try:
+        await slot.__aenter__()
+    except LimitExceeded as exc:
+        raise Overloaded(
+            f"target {name!r} has {guard.limit.in_flight} requests in flight, its limit",
+            target=name,
+            retry_after=exc.retry_after,
+        ) from exc
+    return slot
+
+
+def _then(
+    first: Callable[[], Awaitable[None]], second: Callable[[], Awaitable[object]]
+) -> Callable[[], Awaitable[None]]:
+    """`first` then `second`, once however often it is called (the slot is freed once)."""
+    done = False
+
+    async def both() -> None:
+        nonlocal done
+        if done:
+            return
+        done = True
+        try:
+            await first()
+        finally:
+            await second()
+
+    return both

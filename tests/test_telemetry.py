@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from gateway.access_log import Redactor
+from gateway.upstreams import aws_lambda
 from tests.gateways import GatewayFactory
+from tests.invoke_stub import fake_aws, running_stub
 from tests.telemetry_kit import recorded
 
 INCOMING_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -188,3 +191,35 @@ def test_no_route_is_logged_and_traced_too(
     if tracing:
         server = kit.span("SERVER")
         assert server.attributes is not None and server.attributes["error.type"] == "no_route"
+
+
+def test_lambda_invokes_carry_the_trace_in_the_event_headers(
+    start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN a gateway recording spans, with a Lambda target on a local Invoke API stub
+    fake_aws(monkeypatch, tmp_path)
+    clients: dict[Any, Any] = {}
+    monkeypatch.setattr(aws_lambda, "_clients", clients)
+    kit = recorded()
+    with running_stub() as (stub, endpoint):
+        stub.answer("orders", {"statusCode": 200, "body": "ok"})
+        url = start_gateway(
+            f"""
+targets: {{fn: {{lambda: orders, region: us-east-1, endpoint_url: "{endpoint}"}}}}
+routes: [{{name: orders, path: /, target: fn}}]
+""",
+            kit.telemetry,
+        )
+        # WHEN a request is answered by the function
+        assert httpx.get(f"{url}/api/orders").status_code == 200
+        [invocation] = stub.invocations
+    for boto_client in clients.values():
+        boto_client.close()
+    server, client = kit.span("SERVER"), kit.span("CLIENT")
+    headers = invocation.event["multiValueHeaders"]
+    trace_id = f"{server.context.trace_id:032x}"
+    client_id = f"{client.context.span_id:016x}"
+    # THEN the event's headers name the gateway's client span as parent, in both formats
+    assert headers["traceparent"] == [f"00-{trace_id}-{client_id}-01"]
+    assert headers["x-amzn-trace-id"][0].startswith(f"Root=1-{trace_id[:8]}-{trace_id[8:]};")
+    assert client.attributes is not None and client.attributes["gateway.upstream.kind"] == "lambda"

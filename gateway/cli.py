@@ -1,4 +1,5 @@
-"""The `gateway` command: validate and explain a route table."""
+"""The `gateway` command: check, explain, edit and roll out a route table; serve Lambda
+handlers locally."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from gateway import local_lambda
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.edits import add_edit_verbs
 from gateway.headers import HeaderView
+from gateway.rollout import add_rollout_verbs
 from gateway.routing import RouteTable
 
 DEFAULT_FILE = "routes.yaml"
@@ -93,6 +95,7 @@ def parser() -> argparse.ArgumentParser:
     )
     explain.set_defaults(run=cmd_explain)
     add_edit_verbs(verbs)
+    add_rollout_verbs(verbs)
     hash_key = verbs.add_parser("hash-key", help="the hash of an API key (read from stdin)")
     hash_key.set_defaults(run=cmd_hash_key)
     local = verbs.add_parser("local-lambda", help="serve Lambda handlers on a local Invoke API")

@@ -117,6 +117,17 @@ class LimitsSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class CounterSnapshot:
+    """A target's cumulative counters when a rollout step began; the step's numbers are the
+    deltas from it. `buckets` are the latency histogram's (upper bound, cumulative count)."""
+
+    target: str
+    requests: float = 0.0
+    errors: float = 0.0
+    buckets: tuple[tuple[float, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class RolloutState:
     """Where a rollout stands; written back into routes.yaml by the controller."""
 
@@ -124,6 +135,7 @@ class RolloutState:
     started_at: float = 0.0
     status: str = "running"  # running | done | rolled_back
     verdict: str = ""
+    snapshot: tuple[CounterSnapshot, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

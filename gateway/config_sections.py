@@ -16,6 +16,7 @@ from gateway.config import (
     ApiKeySpec,
     AuthSpec,
     BreakerSpec,
+    CounterSnapshot,
     JwtSpec,
     LimitsSpec,
     Protection,
@@ -41,7 +42,8 @@ LIMIT_KEYS = ("max_body", "max_url", "max_headers", "max_header_bytes")
 ROLLOUT_KEYS = (
     "target", "steps", "interval", "min_requests", "max_error_rate", "max_p99", "state",
 )  # fmt: skip
-STATE_KEYS = ("step", "started_at", "status", "verdict")
+STATE_KEYS = ("step", "started_at", "status", "verdict", "snapshot")
+SNAPSHOT_KEYS = ("requests", "errors", "buckets")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {
     "b": 1,
@@ -340,4 +342,33 @@ def _state(parent: Reader) -> RolloutState:
         started_at=float(started) if isinstance(started, int | float) else 0.0,
         status=status,
         verdict=str(node.get("verdict", "")),
+        snapshot=_snapshot(read),
     )
+
+
+def _snapshot(parent: Reader) -> tuple[CounterSnapshot, ...]:
+    """`snapshot: {TARGET: {requests: N, errors: N, buckets: {LE: N, ...}}}`, the controller's."""
+    node = parent.mapping("snapshot")
+    if node is None:
+        return ()
+    taken = []
+    for target, counts in node.items():
+        where = f"{parent.where}.snapshot.{target}"
+        buckets = counts.get("buckets", {}) if isinstance(counts, CommentedMap) else None
+        numbers = [*buckets.items()] if isinstance(buckets, CommentedMap) else None
+        if not isinstance(counts, CommentedMap) or numbers is None:
+            line = key_line(node, target)
+            parent.checker.problem(line, where, "{requests: N, errors: N, buckets: {LE: N}}")
+            continue
+        parent.checker.unknown_keys(counts, SNAPSHOT_KEYS, where)
+        totals = (counts.get("requests", 0), counts.get("errors", 0))
+        if not all(_count(n) for n in (*totals, *(n for pair in numbers for n in pair))):
+            parent.checker.problem(key_line(node, target), where, "counts must be numbers >= 0")
+            continue
+        pairs = tuple(sorted((float(le), float(n)) for le, n in numbers))
+        taken.append(CounterSnapshot(str(target), float(totals[0]), float(totals[1]), pairs))
+    return tuple(taken)
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0

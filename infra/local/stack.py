@@ -88,7 +88,13 @@ Ctrl-C stops the stack.
 """
 
 
+def _stop(signum: int, _: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> int:
+    # A plain `kill` (SIGTERM) stops the stack as Ctrl-C does: every child is stopped too.
+    signal.signal(signal.SIGTERM, _stop)
     processes: list[subprocess.Popen[bytes]] = []
     try:
         for name, port, argv, env in SERVICES:

@@ -18,7 +18,7 @@ from gateway.asgi import Scope
 from gateway.config import Route
 from gateway.errors import GatewayError
 from gateway.headers import HeaderView
-from gateway.metrics import Metrics
+from gateway.metrics import Metrics, create_metrics
 from gateway.tracing import Tracing, inject
 from gateway.upstreams.base import UpstreamRequest
 
@@ -32,7 +32,7 @@ class Telemetry:
 
     @classmethod
     def from_env(cls) -> Telemetry:
-        return cls(Tracing.from_env(), Metrics(), AccessLog.from_env(), Redactor.from_env())
+        return cls(Tracing.from_env(), create_metrics(), AccessLog.from_env(), Redactor.from_env())
 
     def begin(self, scope: Scope, headers: HeaderView) -> Exchange:
         exchange = Exchange(self, scope, time.perf_counter())

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gateway.access_log import AccessLog, Redactor
-from gateway.metrics import Metrics
+from gateway.metrics import create_metrics
 from gateway.telemetry import Telemetry
 from gateway.tracing import Tracing
 
@@ -47,6 +47,6 @@ def recorded(
         provider.add_span_processor(processor or SimpleSpanProcessor(exporter))
     lines: list[str] = []
     telemetry = Telemetry(
-        Tracing(provider), Metrics(), AccessLog(lines.append), redactor or Redactor()
+        Tracing(provider), create_metrics(), AccessLog(lines.append), redactor or Redactor()
     )
     return Recorded(telemetry, exporter, lines)

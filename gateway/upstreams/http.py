@@ -9,9 +9,7 @@ path and query go out byte for byte (`encoded=True`). The choice stays behind `U
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-
-import aiohttp
-from yarl import URL
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import HttpTarget
 from gateway.errors import (
@@ -24,12 +22,21 @@ from gateway.errors import (
 from gateway.headers import response_headers
 from gateway.upstreams.base import UpstreamRequest, UpstreamResponse
 
+if TYPE_CHECKING:
+    import aiohttp
+
 # Shorter than the 5 s keep-alive of uvicorn (and most servers), so the pool never reuses a
 # connection the upstream is about to close.
 KEEPALIVE_SECONDS = 4.0
 POOL_LIMIT = 1024
 # aiohttp adds these when absent; a proxy must not invent request headers.
 SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+
+
+def _URL(text: str, *, encoded: bool) -> Any:  # noqa: N802 - stands for yarl.URL
+    from yarl import URL
+
+    return URL(text, encoded=encoded)
 
 
 class HttpUpstream:
@@ -42,7 +49,10 @@ class HttpUpstream:
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
-        # Made on first use, inside the running loop (aiohttp binds a session to its loop).
+        # Made on first use, inside the running loop (aiohttp binds a session to its loop);
+        # aiohttp itself is imported then too: a cold start that needs no upstream skips it.
+        import aiohttp
+
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
                 limit=POOL_LIMIT, keepalive_timeout=KEEPALIVE_SECONDS, enable_cleanup_closed=True
@@ -60,9 +70,9 @@ class HttpUpstream:
         return self._session
 
     async def forward(self, request: UpstreamRequest) -> UpstreamResponse:
-        url = URL((self._base + request.target_path_qs()).decode("latin-1"), encoded=True)
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers]
         session = self._client()
+        url = _URL((self._base + request.target_path_qs()).decode("latin-1"), encoded=True)
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers]
         try:
             # The session's sock_connect/sock_read timeouts bound the wait for an answer.
             response = await session.request(
@@ -102,6 +112,8 @@ class HttpUpstream:
         return close
 
     def _translate(self, exc: BaseException) -> GatewayError:
+        import aiohttp
+
         cause: BaseException | None = exc
         while cause is not None:
             # Our own error (a body over its limit) raised inside aiohttp's body writer.

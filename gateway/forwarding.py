@@ -25,6 +25,7 @@ from gateway.telemetry import Exchange
 from gateway.upstreams.base import Upstream, UpstreamRequest, UpstreamResponse
 
 FALLBACK_STATUSES = frozenset({502, 503, 504})
+WHOLE_BELOW = 64 * 1024
 
 
 @dataclass(slots=True)
@@ -127,7 +128,9 @@ async def _attempt(
             retry_after=max(1, math.ceil(breaker.retry_after())),
         )
     try:
-        reply = await upstream.forward(exchange.calling(request, upstream.kind))
+        reply = await _whole_if_small(
+            await upstream.forward(exchange.calling(request, upstream.kind))
+        )
     except GatewayError as error:
         await slot.__aexit__(None, None, None)
         if breaker is not None:
@@ -142,6 +145,22 @@ async def _attempt(
     exchange.answered(reply.status)
     reply.close = _then(reply.close, lambda: slot.__aexit__(None, None, None))
     return reply
+
+
+async def _whole_if_small(reply: UpstreamResponse) -> UpstreamResponse:
+    """Read a small answer of known length before anything is sent to the client, so an
+    upstream that dies between its head and its body is a clean 502 (or a retry, or a
+    fallback), not a connection cut short. Large or unsized answers stream as they come."""
+    length = next((v for k, v in reply.headers if k == b"content-length"), None)
+    if length is None or not length.isdigit() or int(length) > WHOLE_BELOW:
+        return reply
+    try:
+        body = b"".join([chunk async for chunk in reply.body])
+    except BaseException:
+        await reply.close()
+        raise
+    await reply.close()
+    return UpstreamResponse.complete(reply.status, reply.headers, body)
 
 
 class _NoSlot:

@@ -25,7 +25,7 @@ def orders_v2_url() -> Iterator[str]:
         yield url
 
 
-pytest_plugins = ["tests.gateways"]
+pytest_plugins = ["tests.gateways", "tests.aws"]
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,11 @@ import asyncio
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
 from gateway.app import create_app
 from gateway.config_source import S3Source, SsmSource
@@ -128,29 +126,6 @@ def test_sighup_reloads_at_once(tmp_path: Path, legacy_url: str, orders_v2_url: 
             target = httpx.get(f"{url}/api/orders").headers["x-gateway-target"]
     # THEN the new table serves
     assert target == "orders-v2"
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": moto_url,
-    }.items():
-        monkeypatch.setenv(name, value)
-    return moto_url
 
 
 def reloader_for(source: S3Source | SsmSource) -> Reloader:

@@ -23,7 +23,6 @@ import boto3
 import httpx
 import pytest
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 
 from gateway.app import create_app
 from gateway.config import CounterSnapshot, RolloutSpec, RolloutState, load_config, parse_config
@@ -445,29 +444,6 @@ def test_no_rollback_without_enough_data(canary: Window, base: Window, action: s
 
 
 # --- AWS: CloudWatch, S3 and SSM on moto's server ------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": moto_url,
-    }.items():
-        monkeypatch.setenv(name, value)
-    return moto_url
 
 
 def put_emf(namespace: str, at: float, target: str, requests: int, errors: int) -> None:

@@ -13,7 +13,7 @@ import argparse
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 BODY = b'{"ok":true,"service":"upstream"}'
 RESPONSE = (
@@ -32,8 +32,8 @@ class _Responder(asyncio.Protocol):
         self._buffer = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's TCPTransport is no subclass of asyncio.Transport, though it has its API.
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data

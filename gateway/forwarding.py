@@ -151,6 +151,8 @@ async def _whole_if_small(reply: UpstreamResponse) -> UpstreamResponse:
     """Read a small answer of known length before anything is sent to the client, so an
     upstream that dies between its head and its body is a clean 502 (or a retry, or a
     fallback), not a connection cut short. Large or unsized answers stream as they come."""
+    if reply.whole is not None:
+        return reply
     length = next((v for k, v in reply.headers if k == b"content-length"), None)
     if length is None or not length.isdigit() or int(length) > WHOLE_BELOW:
         return reply

@@ -222,6 +222,11 @@ async def respond(
     ]
     if exchange.fallback:
         headers.append((b"x-gateway-fallback", b"true"))
+    if reply.whole is not None:
+        await reply.close()
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        await send({"type": "http.response.body", "body": reply.whole})
+        return len(reply.whole)
     watcher = _watch_disconnect(reader, reply)
     sent = 0
     try:

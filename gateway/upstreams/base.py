@@ -53,10 +53,12 @@ class UpstreamResponse:
     headers: RawHeaders
     body: AsyncIterator[bytes]
     close: Callable[[], Awaitable[None]] = _nothing_to_close
+    whole: bytes | None = None
+    """The whole body, when it was read before answering (then `body` yields just it)."""
 
     @classmethod
     def complete(cls, status: int, headers: RawHeaders, body: bytes) -> UpstreamResponse:
-        return cls(status, headers, _single(body))
+        return cls(status, headers, _single(body), whole=body)
 
 
 class Upstream(Protocol):

@@ -57,6 +57,20 @@ class GatewayApp(FastAPI):
             await super().__call__(scope, receive, send)
 
 
+# The cyclic collector runs when live container objects grow by its first threshold.
+# Requests in flight hold a few dozen each, so at the default of 700 it ran every few
+# requests (about 8% of a proxied request's CPU here) while finding next to no garbage.
+GC_THRESHOLDS = (20_000, 50, 100)
+
+
+def settle_gc() -> None:
+    """Call once everything long-lived is built: what exists then lives as long as the
+    process and leaves the collector's scans, and collections become rarer."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def config_path_from_env() -> str:
     return os.environ.get("GATEWAY_CONFIG") or DEFAULT_CONFIG
 
@@ -86,9 +100,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Everything built so far lives as long as the process: keep it out of the cyclic
-        # collector's scans, which otherwise show up as latency spikes under load.
-        gc.freeze()
+        settle_gc()
         watcher = asyncio.create_task(reloader.watch()) if reloader is not None else None
         yield
         if watcher is not None:

@@ -17,7 +17,7 @@ from typing import Any
 from mangum import Mangum
 from mangum.types import LambdaConfig
 
-from gateway.app import create_app
+from gateway.app import create_app, settle_gc
 from gateway.asgi import Message, Scope
 from gateway.lambda_events import ALBEvent
 from gateway.reload import close_all
@@ -26,6 +26,7 @@ app = create_app()
 _mangum = Mangum(app, lifespan="off", custom_handlers=[ALBEvent])
 _loop = asyncio.get_event_loop()
 _config: LambdaConfig = _mangum.config
+settle_gc()
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -63,10 +63,12 @@ class GatewayApp(FastAPI):
 GC_THRESHOLDS = (20_000, 50, 100)
 
 
-def settle_gc() -> None:
+def settle_gc(*, collect: bool = True) -> None:
     """Call once everything long-lived is built: what exists then lives as long as the
-    process and leaves the collector's scans, and collections become rarer."""
-    gc.collect()
+    process and leaves the collector's scans, and collections become rarer. A Lambda cold
+    start skips the full collection first (tens of ms) and freezes its little garbage."""
+    if collect:
+        gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
 

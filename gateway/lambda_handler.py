@@ -26,7 +26,7 @@ app = create_app()
 _mangum = Mangum(app, lifespan="off", custom_handlers=[ALBEvent])
 _loop = asyncio.get_event_loop()
 _config: LambdaConfig = _mangum.config
-settle_gc()
+settle_gc(collect=False)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

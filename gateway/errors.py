@@ -39,6 +39,10 @@ class GatewayError(Exception):
         return self
 
 
+class InternalError(GatewayError):
+    status_code, code = 500, "internal_error"
+
+
 class NoRouteMatched(GatewayError):
     status_code, code = 404, "no_route"
 

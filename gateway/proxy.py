@@ -18,6 +18,7 @@ from gateway.errors import (
     BadPath,
     ClientDisconnected,
     GatewayError,
+    InternalError,
     NoRouteMatched,
     PayloadTooLarge,
     send_error,
@@ -93,6 +94,12 @@ async def handle(
         sent = await send_error(send, error.located(exchange.route, exchange.target))
     except ClientDisconnected:
         exchange.status = CLIENT_CLOSED
+    except Exception:
+        # A bug of ours: a JSON 500 that says nothing of the internals; the log says all.
+        logger.exception("unexpected failure on %s %s", scope["method"], scope["path"])
+        error = InternalError("internal error").located(exchange.route, exchange.target)
+        exchange.failed(error)
+        sent = await send_error(send, error)
     else:
         exchange.status = reply.status
         sent = await respond(send, reply, exchange, reader)

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import json
+from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import httpx
 import pytest
 
+from gateway.app import create_app
 from tests.gateways import GatewayFactory
-from tests.servers import free_port, raw_tcp_upstream, reset_after_request
+from tests.servers import (
+    free_port,
+    raw_tcp_upstream,
+    reset_after_request,
+    serve_in_thread,
+    write_config,
+)
 
 
 def table(legacy: str, canary: str, *, extra_routes: str = "", timeout: str = "10s") -> str:
@@ -241,3 +251,36 @@ def test_admin_health_and_routes(gateway: str) -> None:
     assert len(routes["version"]) == 12
     assert missing.status_code == 404
     assert missing.json()["error"] == "admin"
+
+
+class Broken:
+    """An upstream with a bug: it raises something no upstream should."""
+
+    name = "legacy"
+    kind = "http"
+
+    async def forward(self, request: object) -> object:
+        raise KeyError("internal detail")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_a_bug_is_a_json_500_that_leaks_nothing(
+    tmp_path: Path, legacy_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a gateway whose upstream object fails in a way nothing maps
+    app = create_app(write_config(tmp_path, table(legacy_url, legacy_url)))
+    runtime = app.state.runtime.current
+    upstreams = MappingProxyType({"legacy": Broken(), "orders-v2": Broken()})
+    app.state.runtime.current = dataclasses.replace(runtime, upstreams=upstreams)
+    with serve_in_thread(app) as url:
+        # WHEN a request reaches it
+        response = httpx.get(f"{url}/api/users")
+        health = httpx.get(f"{url}/_gateway/health")
+    # THEN the client gets the gateway's JSON 500, without the internals; the log has them
+    assert response.status_code == 500
+    assert response.json()["error"] == "internal_error"
+    assert "internal detail" not in response.text
+    assert "internal detail" in caplog.text
+    assert health.status_code == 200

@@ -97,9 +97,9 @@ async def handle(
     except Exception:
         # A bug of ours: a JSON 500 that says nothing of the internals; the log says all.
         logger.exception("unexpected failure on %s %s", scope["method"], scope["path"])
-        error = InternalError("internal error").located(exchange.route, exchange.target)
-        exchange.failed(error)
-        sent = await send_error(send, error)
+        internal = InternalError("internal error").located(exchange.route, exchange.target)
+        exchange.failed(internal)
+        sent = await send_error(send, internal)
     else:
         exchange.status = reply.status
         sent = await respond(send, reply, exchange, reader)

@@ -11,35 +11,37 @@ differently. On any problem the file is left as it was and `EditError` says why.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import difflib
-import io
 import math
-import os
-import re
-import stat
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.tokens import CommentToken
 
 from gateway.config import ConfigError, GatewayConfig, Route
 from gateway.config_diff import percent_text, run_diff
 from gateway.config_loader import load_text
+from gateway.yaml_text import (
+    Refused,
+    dump,
+    prefers_flow,
+    round_trip_yaml,
+    transplant,
+    write_atomically,
+    write_split,
+)
 
 Split = tuple[tuple[str, float], ...]
 Weights = list[tuple[str, int]]  # in thousandths of a percent
 Plan = Callable[[GatewayConfig, Route, CommentedMap], Weights]
 SCALE = 1000  # weights keep at most three decimals
 WHOLE = 100 * SCALE
-_OPENER = re.compile(r"(?P<dash>(?:- +)*)[^\s#].*?:[ \t]*(?:#.*)?")
+
+# Under the names gateway.rollout_edit and gateway.rollout_store reach for through `edits.`.
 
 
 class EditError(Exception):
@@ -48,10 +50,6 @@ class EditError(Exception):
     def __init__(self, path: str, route: str, reason: str) -> None:
         self.path, self.route, self.reason = path, route, reason
         super().__init__(f"{path}: route {route!r}: {reason}")
-
-
-class _Refused(Exception):
-    """A reason to refuse, raised below `_edit`, which adds the file and route."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +91,10 @@ def _shifted(config: GatewayConfig, route: Route, target: str, share: float) -> 
     rest = WHOLE - wanted
     total = sum((weight for _, weight in others), Fraction(0))
     if rest and not others:
-        raise _Refused(f"{target} is its only target; shift another target in instead")
+        raise Refused(f"{target} is its only target; shift another target in instead")
     if rest and len(others) > 1 and not total:
         names = ", ".join(name for name, _ in others)
-        raise _Refused(f"{names} all have 0%, so there is no proportion to keep: shift one of them")
+        raise Refused(f"{names} all have 0%, so there is no proportion to keep: shift one of them")
     if len(others) == 1:
         shares = {others[0][0]: rest}
     else:
@@ -119,16 +117,16 @@ def _baseline(node: CommentedMap) -> str:
         first = node["split"] if "split" in node else {node["target"]: 100}
         return str(next(iter(first)))
     if not isinstance(baseline, str):
-        raise _Refused(f"baseline {baseline!r} is not a target name")
+        raise Refused(f"baseline {baseline!r} is not a target name")
     return baseline
 
 
 def _thousandths(share: float) -> int:
     if not math.isfinite(share) or not 0 <= share <= 100:
-        raise _Refused(f"{share:g}% is not a percentage 0..100")
+        raise Refused(f"{share:g}% is not a percentage 0..100")
     exact = Fraction(repr(share)) * SCALE
     if exact.denominator != 1:
-        raise _Refused(f"{share:g}%: at most three decimals")
+        raise Refused(f"{share:g}%: at most three decimals")
     return int(exact)
 
 
@@ -145,7 +143,7 @@ def _check_target(config: GatewayConfig, target: str) -> None:
     if target not in config.targets:
         guess = difflib.get_close_matches(target, list(config.targets), n=1)
         hint = f" (did you mean {guess[0]!r}?)" if guess else ""
-        raise _Refused(f"unknown target {target!r}{hint}; declared: {', '.join(config.targets)}")
+        raise Refused(f"unknown target {target!r}{hint}; declared: {', '.join(config.targets)}")
 
 
 def _find_route(config: GatewayConfig, name: str) -> Route:
@@ -155,13 +153,13 @@ def _find_route(config: GatewayConfig, name: str) -> Route:
     names = [route.name for route in config.routes]
     guess = difflib.get_close_matches(name, names, n=1)
     hint = f" (did you mean {guess[0]!r}?)" if guess else ""
-    raise _Refused(f"no such route{hint}; routes: {', '.join(names)}")
+    raise Refused(f"no such route{hint}; routes: {', '.join(names)}")
 
 
 def _edit(path: str | Path, route: str, plan: Plan) -> EditResult:
     try:
         return _apply(Path(path), route, plan)
-    except _Refused as exc:
+    except Refused as exc:
         raise EditError(str(path), route, str(exc)) from exc
 
 
@@ -169,19 +167,19 @@ def _apply(path: Path, name: str, plan: Plan) -> EditResult:
     original, text, newline = _read(path)
     config = _checked(text, str(path), "refused: the file is not a valid route table as it is")
     route = _find_route(config, name)
-    yaml = _yaml(text)
+    yaml = round_trip_yaml(text)
     document = yaml.load(text)
     node = next(spec for spec in document["routes"] if spec.get("name") == name)
     weights = plan(config, route, node)
-    untouched = _dump(yaml, document)
-    _write_split(node, weights, flow=_prefers_flow(document))
-    edited = _transplant(text, untouched, _dump(yaml, document))
+    untouched = dump(yaml, document)
+    _write_split(node, weights, flow=prefers_flow(document))
+    edited = transplant(text, untouched, dump(yaml, document))
     after = tuple((target, share / SCALE) for target, share in weights)
     result = EditResult(str(path), name, route.split, after, _summary(name, route.split, after))
     if edited != text:
         changed = _checked(edited, str(path), "refused: the edit would make the file invalid")
         _check_only_split_changed(config, changed, name, after)
-        _write_atomically(path, original, edited.replace("\n", newline).encode("utf-8"))
+        write_atomically(path, original, edited.replace("\n", newline).encode("utf-8"))
     return result
 
 
@@ -192,16 +190,16 @@ def _read(path: Path) -> tuple[bytes, str, str]:
         text = data.decode("utf-8")
         return data, text.replace("\r\n", "\n"), "\r\n" if "\r\n" in text else "\n"
     except OSError as exc:
-        raise _Refused(f"cannot read the file: {exc.strerror or exc}") from exc
+        raise Refused(f"cannot read the file: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
-        raise _Refused(f"the file is not UTF-8 text: {exc}") from exc
+        raise Refused(f"the file is not UTF-8 text: {exc}") from exc
 
 
 def _checked(text: str, source: str, why: str) -> GatewayConfig:
     try:
         return load_text(text, source)
     except ConfigError as exc:
-        raise _Refused(f"{why}\n{exc}") from exc
+        raise Refused(f"{why}\n{exc}") from exc
 
 
 def _check_only_split_changed(
@@ -215,7 +213,7 @@ def _check_only_split_changed(
         unplaced(dataclasses.replace(r, split=split) if r.name == name else r) for r in old.routes
     ]
     if [unplaced(r) for r in new.routes] != expected or dict(new.targets) != dict(old.targets):
-        raise _Refused("refused: the edit would change more than the split (please report this)")
+        raise Refused("refused: the edit would change more than the split (please report this)")
 
 
 def _summary(route: str, before: Split, after: Split) -> str:
@@ -230,190 +228,11 @@ def _summary(route: str, before: Split, after: Split) -> str:
     return f"{route}: no change ({', '.join(f'{n} {percent_text(w)}' for n, w in after)})"
 
 
-def _yaml(text: str) -> YAML:
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096  # never re-wrap the long line an edit touches
-    mapping, sequence, offset = _indentation(text)
-    yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
-    return yaml
-
-
-def _indentation(text: str) -> tuple[int, int, int]:
-    """The file's (mapping, sequence, offset) indents, from the first nested blocks."""
-    mapping: int | None = None
-    sequence: int | None = None
-    offset = 2
-    opener: int | None = None  # content column of the last `key:` line opening a block
-    for line in text.splitlines():
-        content = line.lstrip(" ")
-        if not content or content.startswith("#"):
-            continue
-        column = len(line) - len(content)
-        if opener is not None and content.startswith("- ") and sequence is None:
-            offset = column - opener
-            sequence = len(line) - len(content[1:].lstrip(" ")) - opener
-        elif opener is not None and column > opener and mapping is None:
-            mapping = column - opener
-        match = _OPENER.fullmatch(content)
-        opener = column + len(match["dash"]) if match else None
-    return mapping or 2, sequence or 4, offset
-
-
-def _dump(yaml: YAML, document: object) -> str:
-    stream = io.StringIO()
-    yaml.dump(document, stream)
-    return stream.getvalue()
-
-
-def _prefers_flow(document: CommentedMap) -> bool:
-    """A new split follows the file's first one; flow style (one line) when there is none."""
-    for spec in document["routes"]:
-        if isinstance(spec.get("split"), CommentedMap):
-            return spec["split"].fa.flow_style() is not False
-    return True
-
-
 def _write_split(node: CommentedMap, weights: Weights, *, flow: bool) -> None:
     values = [
         (name, share // SCALE if share % SCALE == 0 else share / SCALE) for name, share in weights
     ]
-    split = node.get("split")
-    if not isinstance(split, CommentedMap):
-        if values != [(node["target"], 100)]:
-            _expand_shorthand(node, values, flow=flow)
-        return
-    for name, value in values:
-        if name not in split:
-            last = list(split)[-1]
-            split[name] = value
-            if split.fa.flow_style() is False:
-                _move_comment_lines(split, last, name)
-        elif split[name] != value:
-            split[name] = value
-
-
-def _expand_shorthand(node: CommentedMap, values: list[tuple[str, float]], *, flow: bool) -> None:
-    """`target: X` becomes a `split:` mapping in its place, keeping the comments after it."""
-    split = CommentedMap(values)
-    if flow:
-        split.fa.set_flow_style()
-    else:
-        split.fa.set_block_style()
-    node.insert(list(node).index("target"), "split", split)
-    comment = node.ca.items.pop("target", None)
-    del node["target"]
-    if comment is None:
-        return
-    if flow:
-        node.ca.items["split"] = comment
-    else:
-        split.ca.items[values[0][0]] = comment
-        _move_comment_lines(split, values[0][0], values[-1][0])
-
-
-def _move_comment_lines(mapping: CommentedMap, source: str, dest: str) -> None:
-    """Keep `source`'s end-of-line comment on its line; the lines after it now follow `dest`."""
-    entry = mapping.ca.items.get(source)
-    token = entry[2] if entry else None
-    if not isinstance(token, CommentToken):
-        return
-    head, _, tail = token.value.partition("\n")
-    if not token.value.startswith("#"):
-        del mapping.ca.items[source]
-        moved = token.value
-    elif tail:
-        token.value = head + "\n"
-        moved = "\n" + tail
-    else:
-        return
-    mapping.ca.items[dest] = [None, None, CommentToken(moved, token.start_mark), None]
-
-
-def _transplant(original: str, untouched: str, edited: str) -> str:
-    """The original text with the lines ruamel changed for the edit, and only those."""
-    lines = original.split("\n")
-    before, after = untouched.split("\n"), edited.split("\n")
-    where = _line_map(lines, before)
-    hunks = difflib.SequenceMatcher(None, before, after, autojunk=False).get_opcodes()
-    for tag, start, stop, first, last in reversed(hunks):
-        if tag != "equal":
-            begin, end = _span(where, start, stop)
-            lines[begin:end] = [
-                _keep_comment_gap(lines[begin:end], now) for now in after[first:last]
-            ]
-    return "\n".join(lines)
-
-
-def _keep_comment_gap(old: list[str], now: str) -> str:
-    """Keep an end-of-line comment's column, or its gap when the line grew past it.
-
-    ruamel keeps the column but leaves a single space before the comment once the line outgrows
-    it; a `split: {...}  # note` line that gains a digit should keep its two spaces.
-    """
-    for was in old:
-        for at, char in enumerate(was):
-            comment = was[at:]
-            if char == "#" and was[at - 1 : at].isspace() and now.endswith(comment):
-                code = now[: -len(comment)].rstrip()
-                gap = at - len(was[:at].rstrip())
-                return code.ljust(max(at, len(code) + gap)) + comment
-    return now
-
-
-def _line_map(lines: list[str], rendered: list[str]) -> dict[int, int]:
-    """Rendered line -> original line, where ruamel kept the line or re-rendered it alone."""
-    where: dict[int, int] = {}
-    matcher = difflib.SequenceMatcher(None, lines, rendered, autojunk=False)
-    for tag, start, stop, first, last in matcher.get_opcodes():
-        if tag == "equal" or (tag == "replace" and stop - start == last - first):
-            where.update(zip(range(first, last), range(start, stop), strict=True))
-    return where
-
-
-def _span(where: dict[int, int], start: int, stop: int) -> tuple[int, int]:
-    """Where lines [start, stop) of ruamel's rendering lie in the original text."""
-    if start == stop and start - 1 in where:
-        return where[start - 1] + 1, where[start - 1] + 1
-    first = where.get(start)
-    if first is not None and all(where.get(start + i) == first + i for i in range(stop - start)):
-        return first, first + stop - start
-    raise _Refused("refused: the edit cannot be made without reformatting other lines")
-
-
-def _write_atomically(path: Path, expected: bytes, data: bytes) -> None:
-    """A temp file in the same directory, fsync, rename over the original (through a symlink)."""
-    real = path.resolve()
-    try:
-        mode = stat.S_IMODE(real.stat().st_mode)
-        handle, name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
-    except OSError as exc:
-        raise _Refused(f"cannot write next to the file: {exc}") from exc
-    temp = Path(name)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        temp.chmod(mode)
-        if real.read_bytes() != expected:
-            raise _Refused("the file changed while it was being edited; run the command again")
-        temp.replace(real)
-    except OSError as exc:
-        raise _Refused(f"cannot write the file: {exc}") from exc
-    finally:
-        temp.unlink(missing_ok=True)
-    _sync_directory(real.parent)
-
-
-def _sync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; best effort, as not every platform allows it.
-    with contextlib.suppress(OSError):
-        handle = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)
+    write_split(node, values, flow=flow)
 
 
 def parse_assignment(text: str) -> tuple[str, float]:

@@ -15,7 +15,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import StreamMark
 from ruamel.yaml.tokens import CommentToken
 
-from gateway import edits
+from gateway import edits, yaml_text
 from gateway.config import CounterSnapshot, GatewayConfig, RolloutState, Route
 
 Plan = Callable[[GatewayConfig, Route], edits.Weights]
@@ -38,7 +38,7 @@ def all_to(target: str) -> Plan:
 def checked(text: str, source: str) -> GatewayConfig:
     try:
         return edits._checked(text, source, "the route table is not valid as it is")
-    except edits._Refused as exc:
+    except yaml_text.Refused as exc:
         raise RolloutEditError(str(exc)) from exc
 
 
@@ -48,21 +48,21 @@ def edit_route(text: str, source: str, name: str, plan: Plan, state: RolloutStat
         return _edit(text.replace("\r\n", "\n"), source, name, plan, state).replace(
             "\n", "\r\n" if "\r\n" in text else "\n"
         )
-    except edits._Refused as exc:
+    except yaml_text.Refused as exc:
         raise RolloutEditError(f"{source}: route {name!r}: {exc}") from exc
 
 
 def _edit(text: str, source: str, name: str, plan: Plan, state: RolloutState) -> str:
     config = edits._checked(text, source, "refused: the file is not a valid route table as it is")
     route = edits._find_route(config, name)
-    yaml = edits._yaml(text)
+    yaml = yaml_text.round_trip_yaml(text)
     document = yaml.load(text)
     node = next(spec for spec in document["routes"] if spec.get("name") == name)
     weights = plan(config, route)
-    untouched = edits._dump(yaml, document)
-    edits._write_split(node, weights, flow=edits._prefers_flow(document))
+    untouched = yaml_text.dump(yaml, document)
+    edits._write_split(node, weights, flow=yaml_text.prefers_flow(document))
     _write_state(node["rollout"], state)
-    edited = edits._transplant(text, untouched, edits._dump(yaml, document))
+    edited = yaml_text.transplant(text, untouched, yaml_text.dump(yaml, document))
     split = tuple((target, share / edits.SCALE) for target, share in weights)
     changed = edits._checked(edited, source, "refused: the edit would make the file invalid")
     _check_only_rollout_changed(config, changed, name, split, state)
@@ -176,4 +176,4 @@ def _check_only_rollout_changed(
     wanted = [expected(route) for route in old.routes]
     found = [dataclasses.replace(route, line=0) for route in new.routes]
     if found != wanted or dict(new.targets) != dict(old.targets):
-        raise edits._Refused("refused: the edit would change more than the split and its state")
+        raise yaml_text.Refused("refused: the edit would change more than the split and its state")

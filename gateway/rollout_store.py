@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway import edits
+from gateway import yaml_text
 
 
 class StoreError(Exception):
@@ -58,8 +58,8 @@ class FileStore:
 
     def write(self, text: str, read: Stored) -> None:
         try:
-            edits._write_atomically(self._path, read.raw, text.encode("utf-8"))
-        except edits._Refused as exc:
+            yaml_text.write_atomically(self._path, read.raw, text.encode("utf-8"))
+        except yaml_text.Refused as exc:
             error = ConcurrentEdit if "changed while" in str(exc) else StoreError
             raise error(f"{self.description}: {exc}") from exc
 

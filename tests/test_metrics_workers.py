@@ -11,7 +11,7 @@ import pytest
 
 from tests.servers import free_port, serve_process, write_config
 
-REQUESTS = 60
+REQUESTS = 200
 
 
 @pytest.fixture

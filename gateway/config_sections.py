@@ -128,6 +128,15 @@ class Reader:
             return None
         return value
 
+    def section(self, key: str, allowed: tuple[str, ...]) -> Reader | None:
+        """A reader for the nested mapping at `key`, its unknown keys already reported."""
+        node = self.mapping(key)
+        if node is None:
+            return None
+        where = f"{self.where}.{key}"
+        self.checker.unknown_keys(node, allowed, where)
+        return Reader(node, where, self.checker)
+
     def text(self, key: str) -> str | None:
         value = self.node.get(key)
         if value is None:
@@ -152,13 +161,10 @@ def protection(spec: CommentedMap, timeout: float, where: str, checker: Checker)
 
 
 def _retry(parent: Reader) -> RetrySpec:
-    node = parent.mapping("retry")
-    if node is None:
+    read = parent.section("retry", RETRY_KEYS)
+    if read is None:
         return RetrySpec()
-    where = f"{parent.where}.retry"
-    parent.checker.unknown_keys(node, RETRY_KEYS, where)
-    read = Reader(node, where, parent.checker)
-    methods = node.get("methods")
+    methods = read.node.get("methods")
     method_set = IDEMPOTENT_METHODS
     if methods is not None:
         if not isinstance(methods, list) or not methods:
@@ -177,12 +183,9 @@ def _breaker(parent: Reader) -> BreakerSpec | None:
     value = parent.node.get("breaker")
     if value is False or value == "off":
         return None
-    node = parent.mapping("breaker")
-    if node is None:
+    read = parent.section("breaker", BREAKER_KEYS)
+    if read is None:
         return BreakerSpec()
-    where = f"{parent.where}.breaker"
-    parent.checker.unknown_keys(node, BREAKER_KEYS, where)
-    read = Reader(node, where, parent.checker)
     return BreakerSpec(
         failure_rate=read.fraction("failure_rate", 0.5),
         min_requests=read.integer("min_requests", 20),
@@ -264,12 +267,9 @@ def _api_keys(read: Reader) -> ApiKeySpec | None:
 
 
 def limits(spec: CommentedMap, where: str, checker: Checker) -> LimitsSpec:
-    node = Reader(spec, where, checker).mapping("limits")
-    if node is None:
+    read = Reader(spec, where, checker).section("limits", LIMIT_KEYS)
+    if read is None:
         return LimitsSpec()
-    where = f"{where}.limits"
-    checker.unknown_keys(node, LIMIT_KEYS, where)
-    read = Reader(node, where, checker)
     defaults = LimitsSpec()
     return LimitsSpec(
         max_body=read.size("max_body", None),
@@ -281,12 +281,10 @@ def limits(spec: CommentedMap, where: str, checker: Checker) -> LimitsSpec:
 
 
 def rollout(spec: CommentedMap, where: str, checker: Checker, split: Any) -> RolloutSpec | None:
-    node = Reader(spec, where, checker).mapping("rollout")
-    if node is None:
+    read = Reader(spec, where, checker).section("rollout", ROLLOUT_KEYS)
+    if read is None:
         return None
-    where = f"{where}.rollout"
-    checker.unknown_keys(node, ROLLOUT_KEYS, where)
-    read = Reader(node, where, checker)
+    node = read.node
     target = read.text("target")
     if target is None or target not in dict(split):
         read.fail("target", f"{target!r} must be one of the route's split targets")
@@ -327,12 +325,10 @@ def _p99(read: Reader) -> tuple[float | None, float | None]:
 
 
 def _state(parent: Reader) -> RolloutState:
-    node = parent.mapping("state")
-    if node is None:
+    read = parent.section("state", STATE_KEYS)
+    if read is None:
         return RolloutState()
-    where = f"{parent.where}.state"
-    parent.checker.unknown_keys(node, STATE_KEYS, where)
-    read = Reader(node, where, parent.checker)
+    node = read.node
     status = str(node.get("status", "running"))
     if status not in ("running", "done", "rolled_back"):
         read.fail("status", f"{status!r}: running, done or rolled_back")

@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from gateway.breaker import BreakerPolicy
+from gateway.retries import RetryPolicy
+
 DEFAULT_TIMEOUT = 30.0
 RESERVED_PREFIX = "/_gateway"
 
@@ -18,24 +21,8 @@ RESERVED_PREFIX = "/_gateway"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-@dataclass(frozen=True, slots=True)
-class RetrySpec:
-    """Retries of idempotent requests on connect errors and on `statuses`, within a budget."""
-
-    attempts: int = 2
-    methods: frozenset[str] = IDEMPOTENT_METHODS
-    statuses: frozenset[int] = frozenset()
-    budget: float = 0.2
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerSpec:
-    failure_rate: float = 0.5
-    min_requests: int = 20
-    consecutive_failures: int = 5
-    window: float = 10.0
-    open_for: float = 5.0
-    probes: int = 3
+# Connect errors are always retried (the request never left); statuses only when listed.
+NO_RETRY_STATUSES = RetryPolicy(statuses=frozenset())
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +30,8 @@ class Protection:
     """How a target is protected and protects itself: timeouts, retries, breaker, limit."""
 
     connect_timeout: float = 5.0
-    retry: RetrySpec = RetrySpec()
-    breaker: BreakerSpec | None = BreakerSpec()
+    retry: RetryPolicy = NO_RETRY_STATUSES
+    breaker: BreakerPolicy | None = BreakerPolicy()
     max_concurrency: int | None = None
     queue_timeout: float = 1.0
 

@@ -7,26 +7,30 @@ returns the frozen object (or a default when the section is absent or wrong).
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ruamel.yaml.comments import CommentedMap
 
+from gateway.breaker import BreakerPolicy
 from gateway.config import (
     IDEMPOTENT_METHODS,
+    NO_RETRY_STATUSES,
     ApiKeySpec,
     AuthSpec,
-    BreakerSpec,
     CounterSnapshot,
     JwtSpec,
     LimitsSpec,
     Protection,
     RateSpec,
-    RetrySpec,
     RolloutSpec,
     RolloutState,
 )
 from gateway.config_check import Checker, key_line
 from gateway.durations import parse_duration
+from gateway.retries import RetryPolicy
+
+P = TypeVar("P")
 
 PROTECTION_KEYS = ("connect_timeout", "retry", "breaker", "max_concurrency", "queue_timeout")
 RETRY_KEYS = ("attempts", "on", "methods", "budget")
@@ -160,10 +164,10 @@ def protection(spec: CommentedMap, timeout: float, where: str, checker: Checker)
     )
 
 
-def _retry(parent: Reader) -> RetrySpec:
+def _retry(parent: Reader) -> RetryPolicy:
     read = parent.section("retry", RETRY_KEYS)
     if read is None:
-        return RetrySpec()
+        return NO_RETRY_STATUSES
     methods = read.node.get("methods")
     method_set = IDEMPOTENT_METHODS
     if methods is not None:
@@ -171,29 +175,49 @@ def _retry(parent: Reader) -> RetrySpec:
             read.fail("methods", "a list such as [GET, HEAD]")
         else:
             method_set = frozenset(str(m).upper() for m in methods)
-    return RetrySpec(
-        attempts=read.integer("attempts", 2),
-        methods=method_set,
-        statuses=read.statuses("on"),
-        budget=read.fraction("budget", 0.2),
+    return _policy(
+        parent,
+        "retry",
+        NO_RETRY_STATUSES,
+        lambda: RetryPolicy(
+            attempts=read.integer("attempts", 2),
+            methods=method_set,
+            statuses=read.statuses("on"),
+            budget=read.fraction("budget", 0.2),
+        ),
     )
 
 
-def _breaker(parent: Reader) -> BreakerSpec | None:
+def _breaker(parent: Reader) -> BreakerPolicy | None:
     value = parent.node.get("breaker")
     if value is False or value == "off":
         return None
     read = parent.section("breaker", BREAKER_KEYS)
     if read is None:
-        return BreakerSpec()
-    return BreakerSpec(
-        failure_rate=read.fraction("failure_rate", 0.5),
-        min_requests=read.integer("min_requests", 20),
-        consecutive_failures=read.integer("consecutive_failures", 5),
-        window=read.duration("window", 10.0),
-        open_for=read.duration("open_for", 5.0),
-        probes=read.integer("probes", 3),
+        return BreakerPolicy()
+    return _policy(
+        parent,
+        "breaker",
+        BreakerPolicy(),
+        lambda: BreakerPolicy(
+            failure_rate=read.fraction("failure_rate", 0.5),
+            min_requests=read.integer("min_requests", 20),
+            consecutive_failures=read.integer("consecutive_failures", 5),
+            window=read.duration("window", 10.0),
+            open_for=read.duration("open_for", 5.0),
+            half_open_probes=read.integer("probes", 3),
+        ),
     )
+
+
+def _policy(parent: Reader, key: str, default: P, build: Callable[[], P]) -> P:
+    """The policy `build` makes, or a problem on `key` for what the policy itself refuses
+    (a failure_rate of 0, say) rather than a traceback when the gateway starts."""
+    try:
+        return build()
+    except ValueError as exc:
+        parent.fail(key, str(exc))
+        return default
 
 
 def rate(spec: CommentedMap, where: str, checker: Checker) -> RateSpec | None:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
-from gateway.breaker import BreakerPolicy, CircuitBreaker, OnChange
+from gateway.breaker import CircuitBreaker, OnChange
 from gateway.config import Route, Target
 from gateway.errors import CircuitOpen, GatewayError, Overloaded
 from gateway.limits import ConcurrencyLimit, LimitExceeded
@@ -40,27 +40,13 @@ class TargetGuard:
     @classmethod
     def build(cls, target: Target, on_change: OnChange | None = None) -> TargetGuard:
         spec = target.protection
-        retry = RetryPolicy(
-            attempts=spec.retry.attempts,
-            methods=spec.retry.methods,
-            statuses=spec.retry.statuses,
-            budget=spec.retry.budget,
-        )
         breaker = None
         if spec.breaker is not None:
-            policy = BreakerPolicy(
-                failure_rate=spec.breaker.failure_rate,
-                min_requests=spec.breaker.min_requests,
-                consecutive_failures=spec.breaker.consecutive_failures,
-                window=spec.breaker.window,
-                open_for=spec.breaker.open_for,
-                half_open_probes=spec.breaker.probes,
-            )
-            breaker = CircuitBreaker(target.name, policy, on_change=on_change)
+            breaker = CircuitBreaker(target.name, spec.breaker, on_change=on_change)
         limit = None
         if spec.max_concurrency is not None:
             limit = ConcurrencyLimit(spec.max_concurrency, spec.queue_timeout)
-        return cls(retry, RetryBudget(retry), breaker, limit)
+        return cls(spec.retry, RetryBudget(spec.retry), breaker, limit)
 
 
 Upstreams = Callable[[str], tuple[Upstream, TargetGuard]]

@@ -275,6 +275,12 @@ INVALID = [
         id="non-http-url",
     ),
     pytest.param(
+        "targets:\n  legacy:\n    url: http://legacy:80\n    breaker: {failure_rate: 0}\n"
+        "routes:\n  - {name: r, path: /, target: legacy}\n",
+        (4, "targets.legacy.breaker", "failure_rate must be in (0, 1]"),
+        id="breaker-that-could-never-open",
+    ),
+    pytest.param(
         HEAD + "  - name: orders\n    path: /api/orders\n    target: legacy\n    sticky: foo\n",
         (8, "sticky", "header:NAME, cookie:NAME or jwt:sub"),
         id="bad-sticky",

@@ -23,10 +23,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def serve_in_thread(app: Any, startup_timeout: float = 10.0, lifespan: str = "on") -> Iterator[str]:
-    """Yield the base URL (`http://127.0.0.1:PORT`) while uvicorn serves `app`."""
+def serve_in_thread(
+    app: Any, startup_timeout: float = 10.0, lifespan: str = "on", http: str = "auto"
+) -> Iterator[str]:
+    """Yield the base URL (`http://127.0.0.1:PORT`) while uvicorn serves `app`; `http` picks
+    uvicorn's parser: "httptools", "h11" or "auto"."""
     config = uvicorn.Config(
         app,
+        http=http,
         log_level="warning",
         lifespan=lifespan,
         access_log=False,

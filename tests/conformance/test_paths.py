@@ -16,7 +16,8 @@ from gateway.app import create_app
 from gateway.cli import main
 from tests.conformance.deviations import require_documented
 from tests.conformance.path_vectors import Vector, classify, corpus, vector_id
-from tests.rawhttp import RawResponse, request
+from tests.rawhttp import RawResponse
+from tests.rawhttp import request as send
 from tests.servers import serve_in_thread, write_config
 
 CORPUS = corpus()
@@ -71,10 +72,12 @@ RESERVED = (b"/_gateway/health", b"//_gateway/health", b"/x/../_gateway/routes",
 PATHS = sorted({v.raw for v in CORPUS} | set(RESERVED))
 
 
-@pytest.fixture(scope="module")
-def running(legacy_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+@pytest.fixture(scope="module", params=["httptools", "h11"])
+def running(
+    request: pytest.FixtureRequest, legacy_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
     config = write_config(tmp_path_factory.mktemp("paths"), TABLE.format(upstream=legacy_url))
-    with serve_in_thread(create_app(config)) as url:
+    with serve_in_thread(create_app(config), http=request.param) as url:
         yield config, url
 
 
@@ -111,7 +114,7 @@ def test_explain_and_the_running_gateway_agree_on_every_path(
         # is sent the very request
         from_file, says = explained(capsys, config, "GET", target)
         from_gateway, _ = explained(capsys, "--url", url, "GET", target)
-        answer = request(url, b"GET " + raw + b" HTTP/1.1\r\nHost: gateway\r\n\r\n", timeout=5)
+        answer = send(url, b"GET " + raw + b" HTTP/1.1\r\nHost: gateway\r\n\r\n", timeout=5)
 
         # THEN all three agree
         if from_file != from_gateway or says != served(answer):

@@ -34,7 +34,7 @@ def report(
     table: RouteTable, method: str, target: str, headers: Sequence[tuple[str, str]]
 ) -> dict[str, Any]:
     """What happens to `method target` with `headers`, as plain JSON-ready data."""
-    raw_headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+    raw_headers = [(n.encode(), v.encode()) for n, v in headers]  # as a client sends them
     out: dict[str, Any] = {"method": method, "target": target}
     try:
         decision, verdicts = explain(table, method, wire_path(target), raw_headers)

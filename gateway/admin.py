@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
 
 from gateway.config import HttpTarget, LambdaTarget, Target
 from gateway.durations import format_duration
+from gateway.explaining import parse_header, report
 from gateway.metrics import Metrics
 from gateway.reload import Reloader
 from gateway.runtime import Runtime
@@ -63,6 +65,17 @@ def admin_router(
     @router.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @router.get("/explain")
+    async def explain(
+        method: str, path: str, header: Annotated[list[str] | None, Query()] = None
+    ) -> Any:
+        """What the table in use does with METHOD PATH and `header=Name: value` (repeated)."""
+        try:
+            headers = [parse_header(text) for text in header or []]
+        except ValueError as exc:
+            return JSONResponse({"error": "bad_header", "message": str(exc)}, status_code=400)
+        return report(runtime().table, method, path, headers)
 
     @router.get("/routes")
     async def routes() -> dict[str, Any]:

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode
 
 from gateway import local_lambda
+from gateway.admin_credentials import ENV_KEY, admin_headers
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.edits import add_edit_verbs
-from gateway.headers import HeaderView
+from gateway.explaining import EXPLAIN_PATH, parse_header, render, report
 from gateway.rollout import add_rollout_verbs
 from gateway.routing import RouteTable
 
@@ -34,42 +40,56 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_header(text: str) -> tuple[bytes, bytes]:
-    name, sep, value = text.partition(":")
-    if not sep or not name.strip():
-        raise argparse.ArgumentTypeError(f"{text!r}: write -H 'Name: value'")
-    return name.strip().lower().encode("latin-1"), value.strip().encode("latin-1")
+def _parse_header(text: str) -> tuple[str, str]:
+    try:
+        return parse_header(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     words: list[str] = args.words
-    if len(words) not in (2, 3):
-        print("usage: gateway explain [FILE] METHOD PATH [-H 'Name: value' ...]", file=sys.stderr)
+    if len(words) not in (2, 3) or (args.url and len(words) != 2):
+        print(
+            "usage: gateway explain [FILE | --url URL] METHOD PATH [-H 'Name: value' ...]",
+            file=sys.stderr,
+        )
         return 2
-    path_file = words[0] if len(words) == 3 else DEFAULT_FILE
-    method, path = words[-2].upper(), words[-1]
-    config = _load(path_file)
-    if config is None:
-        return 1
-    headers = HeaderView(args.header)
-    verdicts = RouteTable(config).explain(method, path.split("?", 1)[0], headers)
-    winner = next((v for v in verdicts if v.accepted), None)
-    if winner is None:
-        print(f"{method} {path}: no route matches (the gateway answers 404)")
+    method, target = words[-2], words[-1]
+    if args.url:
+        found = _ask(args.url, method, target, args.header, args.admin_key)
+        if found is None:
+            return 1
     else:
-        route = winner.route
-        print(f"{method} {path} -> route {route.name!r} (line {route.line})")
-        print(f"  why: {winner.reason}")
-        for target, weight in route.split:
-            print(f"  target {target}: {weight:g}%")
-        if route.sticky:
-            print(f"  sticky on {route.sticky}")
-        if route.rewrite:
-            print(f"  path rewritten: {route.path} -> {route.rewrite}")
-    for verdict in verdicts:
-        if verdict is not winner:
-            print(f"  passed over {verdict.route.name!r} ({verdict.route.path}): {verdict.reason}")
-    return 0 if winner else 3
+        config = _load(words[0] if len(words) == 3 else DEFAULT_FILE)
+        if config is None:
+            return 1
+        found = report(RouteTable(config), method, target, args.header)
+    for line in render(found):
+        print(line)
+    return 0 if found["outcome"] == "route" else 3
+
+
+def _ask(
+    url: str, method: str, target: str, headers: list[tuple[str, str]], key: str | None
+) -> dict[str, Any] | None:
+    """The running gateway's own report, from its admin API."""
+    query = urlencode(
+        [("method", method), ("path", target), *(("header", f"{n}: {v}") for n, v in headers)]
+    )
+    ask = urllib.request.Request(
+        f"{url.rstrip('/')}{EXPLAIN_PATH}?{query}", headers=admin_headers(key)
+    )
+    try:
+        with urllib.request.urlopen(ask, timeout=10) as answer:
+            found: dict[str, Any] = json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        print(f"{url}: the gateway answered {exc.code} to {EXPLAIN_PATH}", file=sys.stderr)
+        return None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"{url}: cannot ask the gateway: {exc}", file=sys.stderr)
+        return None
+    return found
 
 
 def cmd_hash_key(_: argparse.Namespace) -> int:
@@ -92,6 +112,10 @@ def parser() -> argparse.ArgumentParser:
     explain.add_argument("words", nargs="+", metavar="[FILE] METHOD PATH")
     explain.add_argument(
         "-H", "--header", action="append", default=[], type=_parse_header, metavar="'Name: value'"
+    )
+    explain.add_argument("--url", help="ask the gateway running there about its loaded table")
+    explain.add_argument(
+        "--admin-key", help=f"admin credential for --url (default: ${ENV_KEY})", default=None
     )
     explain.set_defaults(run=cmd_explain)
     add_edit_verbs(verbs)

@@ -292,4 +292,7 @@ def add_edit_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -
     verb = verbs.add_parser("diff", help="where traffic moves between two route tables")
     verb.add_argument("old", metavar="OLD")
     verb.add_argument("new", metavar="NEW")
+    verb.add_argument(
+        "--exit-code", action="store_true", help="exit 1 when traffic moves (2: invalid file)"
+    )
     verb.set_defaults(run=run_diff)

@@ -51,6 +51,10 @@ class BadPath(GatewayError):
     status_code, code = 400, "bad_path"
 
 
+class BadMethod(GatewayError):
+    status_code, code = 400, "bad_method"
+
+
 class Unauthorized(GatewayError):
     status_code, code = 401, "unauthorized"
 

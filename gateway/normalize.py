@@ -83,18 +83,28 @@ def _plain(chunk: bytes, raw_path: bytes) -> bytes:
 
 
 def _remove_dot_segments(path: bytes, raw_path: bytes) -> bytes:
-    """RFC 3986 5.2.4 on whole segments, after merging repeated slashes."""
+    """RFC 3986 5.2.4 on the path as written, then repeated slashes merged.
+
+    In this order `/a/b//..` is `/a/b/`, as RFC 3986 resolves it; merging first would give
+    `/a/`. Merging afterwards only drops empty segments, so it cannot bring a dot segment back:
+    the result has neither, and normalizing it again changes nothing.
+    """
     segments = path.split(b"/")[1:]
     out: list[bytes] = []
-    for segment in segments:
+    last = len(segments) - 1
+    for index, segment in enumerate(segments):
         if segment == b"..":
             if not out:
                 raise PathRefused("path escapes root", raw_path)
             out.pop()
-        elif segment not in (b"", b"."):
+        elif segment != b".":
             out.append(segment)
-    trailing = segments[-1] in (b"", b".", b"..")
-    return b"/" + b"/".join(out) + (b"/" if trailing and out else b"")
+            continue
+        if index == last:
+            out.append(b"")  # "/a/b/.." is "/a/": the directory, as RFC 3986 keeps it
+    kept = [segment for segment in out if segment]
+    trailing = bool(kept) and out[-1] == b""
+    return b"/" + b"/".join(kept) + (b"/" if trailing else b"")
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 from gateway.asgi import ASGIApp, Receive, Scope, Send
-from gateway.config import RESERVED_PREFIX, Route
+from gateway.config import Route
+from gateway.decision import decide, is_admin_path, normal_form, request_target
 from gateway.errors import (
-    BadPath,
     ClientDisconnected,
     GatewayError,
     InternalError,
@@ -25,7 +24,7 @@ from gateway.errors import (
 )
 from gateway.forwarding import forward
 from gateway.headers import HeaderView, cookie_value, request_headers
-from gateway.normalize import PathRefused, forwarded_for, normalize_path
+from gateway.normalize import forwarded_for
 from gateway.routing import RouteMatch
 from gateway.runtime import Runtime
 from gateway.splitting import pick
@@ -61,12 +60,6 @@ class Proxy:
         await handle(scope, receive, send, self.runtime(), self.telemetry)
 
 
-def is_admin_path(path: str) -> bool:
-    return path.startswith(RESERVED_PREFIX) and (
-        len(path) == len(RESERVED_PREFIX) or path[len(RESERVED_PREFIX)] == "/"
-    )
-
-
 async def handle(
     scope: Scope, receive: Receive, send: Send, runtime: Runtime, telemetry: Telemetry
 ) -> None:
@@ -75,10 +68,12 @@ async def handle(
     reader = BodyReader(receive)
     sent = 0
     try:
-        path, raw_path = normalized(scope)
-        matched = runtime.table.match(scope["method"], path, headers)
+        decision = decide(runtime.table, scope["method"], request_target(scope), scope["headers"])
+        matched, raw_path = decision.match, decision.raw_path
+        if decision.reserved:
+            raise NoRouteMatched(f"{decision.path} is reserved for the admin API")
         if matched is None:
-            raise NoRouteMatched(f"no route for {scope['method']} {path}")
+            raise NoRouteMatched(f"no route for {scope['method']} {decision.path}")
         route = matched.route
         exchange.matched(route)
         client = client_address(scope, runtime)
@@ -108,19 +103,8 @@ async def handle(
 
 
 def normalized(scope: Scope) -> tuple[str, bytes]:
-    """The path to match and the raw path to forward: one normal form, so no spelling of a
-    path (dot segments, escapes, doubled slashes) reaches a route its normal form would not."""
-    raw_path: bytes | None = scope.get("raw_path")
-    if not raw_path:
-        raw_path = quote(scope["path"], safe="/:@!$&'()*+,;=-._~").encode("ascii")
-    try:
-        path, raw = normalize_path(raw_path)
-    except PathRefused as exc:
-        raise BadPath(f"path refused: {exc.reason}") from None
-    if ";" in path:
-        # Servlet containers read /admin;x/users as /admin/users: match it as they will.
-        path = "/".join(segment.partition(";")[0] for segment in path.split("/"))
-    return path, raw
+    """The path to match and the raw path to forward (see `gateway.decision.normal_form`)."""
+    return normal_form(request_target(scope))
 
 
 def client_address(scope: Scope, runtime: Runtime) -> str | None:

@@ -67,8 +67,14 @@ def path_segments(path: str) -> list[str]:
     return [] if path == "/" else path[1:].split("/")
 
 
+def method_allowed(route: Route, method: str) -> bool:
+    """HEAD is a GET without the body (RFC 9110 §9.3.2): a GET route takes it, auth and all."""
+    methods = route.methods
+    return methods is None or method in methods or (method == "HEAD" and "GET" in methods)
+
+
 def accepts(route: Route, method: str, headers: Mapping[str, str]) -> bool:
-    if route.methods is not None and method not in route.methods:
+    if not method_allowed(route, method):
         return False
     return all(headers.get(name) == value for name, value in route.headers)
 
@@ -126,7 +132,7 @@ class RouteTable:
 
 
 def _refusal(route: Route, method: str, headers: Mapping[str, str]) -> str | None:
-    if route.methods is not None and method not in route.methods:
+    if route.methods is not None and not method_allowed(route, method):
         return f"method {method} not in {sorted(route.methods)}"
     for name, value in route.headers:
         got = headers.get(name)

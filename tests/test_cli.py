@@ -10,6 +10,8 @@ import pytest
 
 from gateway.cli import main
 from gateway.config import load_config
+from tests.gateways import GatewayFactory
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTES = str(ROOT / "routes.yaml")
@@ -112,7 +114,7 @@ def test_explain_with_opt_in_header_picks_the_canary_route(
 def test_explain_shows_a_rewrite(capsys: pytest.CaptureFixture[str]) -> None:
     # GIVEN the demo route table
     # WHEN a request to the preview prefix is explained
-    code = main(["explain", ROUTES, "get", "/v2/orders/7?x=1"])
+    code = main(["explain", ROUTES, "GET", "/v2/orders/7?x=1"])
 
     # THEN the rewrite is shown
     out = capsys.readouterr().out
@@ -175,3 +177,74 @@ def test_installed_console_script_validates_routes_yaml() -> None:
     # THEN it exits 0 and reports the file ok
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"routes.yaml: ok ({demo_counts()})\n"
+
+
+@pytest.mark.parametrize(
+    ("path", "first_line"),
+    [
+        pytest.param("/%61pi/orders", "GET /%61pi/orders -> route 'orders'", id="escaped-letter"),
+        pytest.param("//api//orders", "GET //api//orders -> route 'orders'", id="doubled-slashes"),
+        pytest.param(
+            "/_gateway/x", "GET /_gateway/x: reserved for the admin API", id="reserved-prefix"
+        ),
+        pytest.param(
+            "//_gateway/x", "GET //_gateway/x: reserved for the admin API", id="reserved-spelled"
+        ),
+        pytest.param(
+            "/a%2Fb", "GET /a%2Fb: refused, the gateway answers 400 bad_path", id="encoded-slash"
+        ),
+    ],
+)
+def test_explain_runs_the_gateways_own_decision(
+    path: str, first_line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the demo route table
+    # WHEN a spelling the gateway normalizes, reserves or refuses is explained
+    main(["explain", ROUTES, "GET", path])
+
+    # THEN explain says what the gateway does with it
+    assert capsys.readouterr().out.splitlines()[0].startswith(first_line)
+
+
+def test_explain_refuses_a_lower_case_method_as_the_gateway_does(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN the demo route table
+    # WHEN a lower-case method is explained
+    code = main(["explain", ROUTES, "get", "/api/orders"])
+
+    # THEN it is the gateway's 400 bad_method, not a route
+    assert code == 3
+    assert capsys.readouterr().out.startswith(
+        "get /api/orders: refused, the gateway answers 400 bad_method"
+    )
+
+
+def test_explain_url_asks_the_running_gateway(
+    start_gateway: GatewayFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a running gateway on the demo table
+    url = start_gateway(Path(ROUTES).read_text())
+
+    # WHEN the same request is explained from the file and from the running gateway
+    main(["explain", ROUTES, "GET", "//api//orders/7", "-H", "x-canary: on"])
+    from_file = capsys.readouterr().out
+    code = main(["explain", "--url", url, "GET", "//api//orders/7", "-H", "x-canary: on"])
+    from_gateway = capsys.readouterr().out
+
+    # THEN both say the same, word for word
+    assert code == 0
+    assert from_gateway == from_file
+    assert "-> route 'orders-canary-optin'" in from_gateway
+
+
+def test_explain_url_reports_an_unreachable_gateway(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN nothing listening on a port
+    url = f"http://127.0.0.1:{free_port()}"
+
+    # WHEN explain asks it
+    code = main(["explain", "--url", url, "GET", "/"])
+
+    # THEN it exits 1 saying it cannot ask
+    assert code == 1
+    assert "cannot ask the gateway" in capsys.readouterr().err

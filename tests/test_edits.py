@@ -500,12 +500,12 @@ routes:
             .replace("http://v2:8002", "http://v2:9002")
             .replace("lambda: orders-v3}", "lambda: orders-v3:live}"),
             [
-                "no traffic changes",
+                "orders: takes other requests (path: /api/orders -> /api/v1/orders)",
+                "health (added): /health moves from no route (404) to orders-v2 100%",
                 "added route health: /health -> orders-v2 100%",
-                "orders: path /api/orders -> /api/v1/orders",
-                "orders: sticky header:x-user-id -> none",
-                "target orders-v2: url http://v2:8002 -> http://v2:9002",
-                "target orders-v3: function orders-v3 -> orders-v3:live",
+                "orders: sticky: header:x-user-id -> (not set)",
+                "target orders-v2: url: http://v2:8002 -> http://v2:9002",
+                "target orders-v3: lambda: orders-v3 -> orders-v3:live",
             ],
         ),
         (
@@ -514,7 +514,13 @@ routes:
             ["no traffic changes"],
         ),
     ],
-    ids=["two-targets", "one-loser-two-gainers", "two-losers-one-gainer", "no-traffic", "same"],
+    ids=[
+        "two-targets",
+        "one-loser-two-gainers",
+        "two-losers-one-gainer",
+        "path-added-route-and-fields",
+        "same",
+    ],
 )
 def test_diff_names_traffic_moves_and_other_changes(
     old: str, new: str, expected: list[str]
@@ -546,6 +552,8 @@ def test_diff_verb_prints_the_changes_of_an_edit(
     assert code == 0
     assert capsys.readouterr().out == (
         "orders: 15% moves legacy -> orders-v2 (legacy 90% -> 75%, orders-v2 10% -> 25%)\n"
+        "orders-v2-preview (removed): /v2/orders moves from orders-v2 100%"
+        " to everything-else (legacy 100%)\n"
         "removed route orders-v2-preview (/v2/orders)\n"
     )
 

@@ -43,6 +43,10 @@ from gateway.normalize import (
         pytest.param(b"/a;v=1/b:c@d", "/a;v=1/b:c@d", b"/a;v=1/b:c@d", id="sub-delims-kept"),
         pytest.param(b"/.well-known/x", "/.well-known/x", b"/.well-known/x", id="dot-in-name"),
         pytest.param(b"/a/...", "/a/...", b"/a/...", id="three-dots-is-a-name"),
+        pytest.param(b"/foo/bar//..", "/foo/bar/", b"/foo/bar/", id="rfc-order-empty-then-dot-dot"),
+        pytest.param(b"/a//../b", "/a/b", b"/a/b", id="dot-dot-pops-empty-segment"),
+        pytest.param(b"//..", "/", b"/", id="dot-dot-of-empty-segment-at-root"),
+        pytest.param(b"/a/.//./b//", "/a/b/", b"/a/b/", id="dots-and-slashes-mixed"),
     ],
 )
 def test_normalized_spelling(raw: bytes, decoded: str, forwarded: bytes) -> None:

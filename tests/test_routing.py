@@ -165,6 +165,32 @@ def test_methods_filter_and_refusal_falls_back(method: str, expected: str) -> No
 
 
 @pytest.mark.parametrize(
+    ("methods", "expected"),
+    [
+        pytest.param("[GET]", "read", id="get-route-takes-head"),
+        pytest.param("[HEAD]", "read", id="head-route"),
+        pytest.param("[POST]", "root", id="post-route-does-not"),
+    ],
+)
+def test_head_is_matched_like_get(methods: str, expected: str) -> None:
+    # GIVEN a route for some methods under a catch-all
+    routes = table(
+        f"""\
+  - {{name: read, path: /manage, methods: {methods}, target: orders-v2}}
+  - {{name: root, path: /, target: legacy}}
+"""
+    )
+
+    # WHEN a HEAD is matched (and explained)
+    found = matched_name(routes, "HEAD", "/manage")
+    verdicts = routes.explain("HEAD", "/manage", NO_HEADERS)
+
+    # THEN a GET route takes it, as it would the GET, and explain agrees
+    assert found == expected
+    assert next(v.route.name for v in verdicts if v.accepted) == expected
+
+
+@pytest.mark.parametrize(
     ("headers", "expected"),
     [
         pytest.param([(b"x-canary", b"on")], "canary", id="same-case"),

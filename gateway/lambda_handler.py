@@ -1,31 +1,39 @@
-"""The Lambda entry: `handler` for ALB and API Gateway HTTP API events, through Mangum.
+"""The Lambda entry: `handler` for ALB and API Gateway HTTP API (and function URL) events.
 
 Everything costly is built once, at cold start, here at import: the config, the compiled
-route table, the upstream objects. Lifespan is off, so a warm invocation reuses all of it
-(the HTTP pools live on Mangum's one event loop, which persists between invocations).
+route table, the upstream objects. A warm invocation reuses all of it (the HTTP pools live
+on one event loop, which persists between invocations).
 
-ALB events, the gateway's own traffic, take a shorter cycle than Mangum's (no queue, no
-extra task, no logging per event): the same ALBEvent adapter Mangum uses builds the scope
-and the answer, and the app runs on Mangum's loop. Other events go through Mangum itself.
+ALB and HTTP API events take the gateway's own short cycle (`gateway.lambda_events` builds
+the scope and the answer, the app runs on the one loop); API Gateway's REST events go
+through Mangum. Whatever the event, the handler answers: a malformed event is a JSON 400
+(what a client could have sent) or 502 (what only a broken integration could send, logged),
+an answer too large for the caller a JSON 502 `response_too_large`. It never raises, since
+a Lambda invocation error reaches the client as the ALB's own bare 502.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from typing import Any
 
 from mangum import Mangum
-from mangum.types import LambdaConfig
 
 from gateway.app import create_app, settle_gc
 from gateway.asgi import Message, Scope
-from gateway.lambda_events import ALBEvent
+from gateway.errors import GatewayError, InternalError, render
+from gateway.headers import RawHeaders
+from gateway.lambda_events import Adapter, adapter_for
+from gateway.lambda_fields import BrokenEvent, EventRefused, ResponseTooLarge
 from gateway.reload import close_all
 
+logger = logging.getLogger("gateway.lambda")
+
 app = create_app()
-_mangum = Mangum(app, lifespan="off", custom_handlers=[ALBEvent])
+_mangum = Mangum(app, lifespan="off")
 _loop = asyncio.get_event_loop()
-_config: LambdaConfig = _mangum.config
 settle_gc(collect=False)
 
 
@@ -42,38 +50,105 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if retired:
             _loop.run_until_complete(close_all(retired))
     try:
-        if ALBEvent.infer(event, context, _config):
-            return _alb(ALBEvent(event, context, _config))
-        return _mangum(event, context)
+        adapter = adapter_for(event, context)
+        if adapter is None:
+            return _rest_api(event, context)
+        return _serve(adapter)
     finally:
         app.state.telemetry.flush()
 
 
-def _alb(adapter: ALBEvent) -> dict[str, Any]:
-    status, headers, body = _loop.run_until_complete(_run(adapter.scope, adapter.body))
-    return adapter({"status": status, "headers": headers, "body": body})
+def _serve(adapter: Adapter) -> dict[str, Any]:
+    try:
+        scope, body = adapter.request()
+        status, headers, answer_body = _loop.run_until_complete(_run(scope, body, adapter))
+        answer = adapter.answer(status, headers, answer_body)
+        size = len(json.dumps(answer))
+        if size > adapter.limit:
+            raise ResponseTooLarge(
+                f"the answer is {size} bytes of JSON, over {adapter.limit_name}"
+            ).located(*_where(headers))
+    except EventRefused as error:
+        logger.info("event refused: %s", error.message)
+        return _error(adapter, error)
+    except BrokenEvent as error:
+        logger.warning("malformed Lambda event: %s", error.message)
+        return _error(adapter, error)
+    except ResponseTooLarge as error:
+        logger.warning("answer not returned: %s", error.message)
+        return _error(adapter, error)
+    except Exception:
+        logger.exception("the Lambda entry failed")
+        return _error(adapter, InternalError("internal error"))
+    return answer
 
 
-async def _run(scope: Scope, body: bytes) -> tuple[int, list[Any], bytes]:
-    """One ASGI request with its whole body, the whole answer collected."""
+def _rest_api(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    try:
+        answer: dict[str, Any] = _mangum(event, context)
+    except Exception:
+        logger.exception("the Lambda entry failed on an API Gateway REST event")
+        status, headers, body = render(BrokenEvent("the event could not be served"))
+        return {"statusCode": status, "headers": dict(_text(headers)), "body": body.decode()}
+    return answer
+
+
+def _error(adapter: Adapter, error: GatewayError) -> dict[str, Any]:
+    status, headers, body = render(error)
+    return adapter.answer(status, headers, body)
+
+
+def _where(headers: RawHeaders) -> tuple[str | None, str | None]:
+    found = dict(_text(headers))
+    return found.get("x-gateway-route"), found.get("x-gateway-target")
+
+
+def _text(headers: RawHeaders) -> list[tuple[str, str]]:
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+
+
+async def _run(scope: Scope, body: bytes, adapter: Adapter) -> tuple[int, RawHeaders, bytes]:
+    """One ASGI request with its whole body, the whole answer collected.
+
+    On Lambda no client can leave mid-answer: once the body is delivered, `receive` waits
+    until the answer is complete (reporting a disconnect at once would make the proxy drop
+    a streamed answer). An answer over the adapter's limit can never fit, so the upstream is not
+    read further: `send` raises ResponseTooLarge.
+    """
     delivered = False
+    finished = asyncio.Event()
     status = 500
-    headers: list[Any] = []
+    headers: RawHeaders = []
     chunks: list[bytes] = []
+    size = 0
+    limit = adapter.limit
+    too_large = f"the answer's body is over {adapter.limit_name}"
 
     async def receive() -> Message:
         nonlocal delivered
         if delivered:
+            await finished.wait()
             return {"type": "http.disconnect"}
         delivered = True
         return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: Message) -> None:
-        nonlocal status, headers
+        nonlocal status, headers, size
         if message["type"] == "http.response.start":
-            status, headers = message["status"], message.get("headers", [])
+            status, headers = message["status"], list(message.get("headers", []))
         elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise ResponseTooLarge(too_large)
+            chunks.append(chunk)
 
-    await app(scope, receive, send)
+    try:
+        await app(scope, receive, send)
+    except ResponseTooLarge:
+        pass
+    finally:
+        finished.set()
+    if size > limit:
+        raise ResponseTooLarge(too_large).located(*_where(headers))
     return status, headers, b"".join(chunks)

@@ -15,6 +15,10 @@ from typing import Any
 
 import pytest
 
+from gateway.lambda_fields import header_list
+from tests import lambda_kit as kit
+from tests.lambda_kit import alb_event, answer_body, error_code, lambda_entry, pattern
+from tests.lambda_runner import LambdaProcess
 from tests.servers import free_port, recording_sink, write_config
 
 EVENTS = Path(__file__).parent / "events"
@@ -243,3 +247,154 @@ def test_the_config_is_re_read_after_its_ttl(lambda_module: Any) -> None:
     answer = lambda_module.handler(event, Context())
     # THEN it is served by the new table
     assert answer["multiValueHeaders"]["x-gateway-route"] == ["todos-v2"]
+
+
+# The entry in a fresh interpreter, as Lambda runs it, against real upstreams on loopback.
+
+
+@pytest.fixture(scope="module")
+def entry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LambdaProcess]:
+    with lambda_entry(tmp_path_factory.mktemp("entry")) as process:
+        yield process
+
+
+STREAMED = ["chunked/1000", "chunked/300000", "sized/300000", "unsized/100", "unsized/300000"]
+
+
+@pytest.mark.parametrize("multi", [True, False], ids=["alb-multi", "alb-single"])
+@pytest.mark.parametrize("path", STREAMED, ids=STREAMED)
+def test_alb_answers_arrive_whole_however_the_upstream_frames_them(
+    entry: LambdaProcess, path: str, multi: bool
+) -> None:
+    # GIVEN an upstream answer that is chunked, unsized, or over 256 KiB
+    size = int(path.rsplit("/", 1)[1])
+    # WHEN an ALB event asks for it
+    answer = entry.invoke(alb_event(path=f"/{path}", multi=multi))
+    # THEN the whole body comes back, byte for byte
+    assert answer["statusCode"] == 200
+    assert answer_body(answer) == pattern(size)
+
+
+def test_http_api_answers_arrive_whole_when_streamed(entry: LambdaProcess) -> None:
+    # GIVEN a chunked answer of 2 MB, over the ALB's cap but under HTTP API's
+    # WHEN an HTTP API event asks for it
+    answer = entry.invoke(kit.http_api_event(raw_path="/chunked/2000000"))
+    # THEN it arrives whole
+    assert answer["statusCode"] == 200
+    assert answer_body(answer) == pattern(2_000_000)
+
+
+@pytest.mark.parametrize(
+    ("event", "limit"),
+    [
+        (alb_event(path="/sized/750000"), "1 MB"),
+        (alb_event(path="/chunked/2000000", multi=False), "1 MB"),
+        (alb_event(path="/unsized/760000"), "1 MB"),
+        (kit.http_api_event(raw_path="/chunked/7000000"), "6 MB"),
+    ],
+    ids=["alb-sized-just-over", "alb-chunked-2mb", "alb-unsized", "http-api-chunked-7mb"],
+)
+def test_an_answer_too_large_for_the_caller_is_a_json_502(
+    entry: LambdaProcess, event: dict[str, Any], limit: str
+) -> None:
+    # GIVEN an answer that cannot fit in what the caller accepts (base64 included)
+    # WHEN the handler serves it
+    answer = entry.invoke(event)
+    # THEN a JSON 502 names the limit: no truncated body, no invocation error
+    assert answer["statusCode"] == 502
+    assert error_code(answer) == "response_too_large"
+    assert limit in json.loads(answer_body(answer))["message"]
+    assert len(json.dumps(answer)) < 2000
+
+
+def test_an_answer_just_under_the_alb_cap_is_returned(entry: LambdaProcess) -> None:
+    # GIVEN an answer whose base64 JSON is just under 1 MB (740000 bytes -> 986668 base64)
+    answer = entry.invoke(alb_event(path="/sized/740000"))
+    # THEN it comes back whole, and its serialized size is indeed under the cap
+    assert answer["statusCode"] == 200
+    assert answer_body(answer) == pattern(740000)
+    assert 980_000 < len(json.dumps(answer)) <= 1_000_000
+
+
+@pytest.mark.parametrize("multi", [True, False], ids=["alb-multi", "alb-single"])
+def test_header_values_and_paths_outside_latin1_are_forwarded(
+    entry: LambdaProcess, multi: bool
+) -> None:
+    # GIVEN an ALB event with a latin-1 header, a header beyond latin-1 and such a path
+    headers = {"host": ["gw"], "x-latin": ["caf\u00e9"], "x-wide": ["\u65e5\u672c"]}
+    event = alb_event(path="/echo/\u65e5\u00e9", headers=headers, multi=multi)
+    # WHEN the handler serves it
+    request = kit.echoed(entry.invoke(event))
+    # THEN it is answered, the path percent-encoded as UTF-8 and both headers forwarded
+    # (their bytes are checked below: the HTTP upstream's own encoding is not the entry's)
+    received = dict((name, value) for name, value in request["headers"])
+    assert request["raw_path"] == "/echo/%E6%97%A5%C3%A9"
+    assert {"x-latin", "x-wide"} <= received.keys()
+
+
+def test_header_values_become_latin1_bytes_when_they_fit_else_utf8() -> None:
+    # GIVEN header values as an event carries them: characters, not bytes
+    pairs = [("X-Latin", "caf\u00e9"), ("x-wide", "\u65e5\u672c"), ("x-plain", "ok")]
+    # WHEN the entry turns them into the request's headers
+    headers = header_list(pairs)
+    # THEN one byte a character when every character fits latin-1, else UTF-8
+    assert headers == [
+        (b"x-latin", b"caf\xe9"),
+        (b"x-wide", "\u65e5\u672c".encode()),
+        (b"x-plain", b"ok"),
+    ]
+
+
+def test_a_header_name_that_is_no_token_is_a_json_400(entry: LambdaProcess) -> None:
+    # GIVEN a header name outside latin-1 (no client can send it as a token)
+    event = alb_event(headers={"x-\u65e5": ["1"]})
+    # WHEN the handler answers
+    answer = entry.invoke(event)
+    # THEN a JSON 400, in the event's shape
+    assert answer["statusCode"] == 400
+    assert error_code(answer) == "bad_request"
+    assert "multiValueHeaders" in answer
+
+
+def test_repeated_headers_survive_single_value_alb_answers(entry: LambdaProcess) -> None:
+    # GIVEN an upstream answering three Set-Cookie and two Vary
+    # WHEN a single-value ALB event asks for it
+    answer = entry.invoke(alb_event(path="/repeated", multi=False))
+    # THEN every cookie comes back under a casing of the name, and Vary joined
+    headers = answer["headers"]
+    assert headers["set-cookie"] == "a=1; Path=/"
+    assert headers["Set-cookie"] == "b=2; Secure"
+    assert headers["sEt-cookie"] == "c=3"
+    assert headers["vary"] == "Accept, Origin"
+
+
+def test_http_api_answers_carry_cookies_apart(entry: LambdaProcess) -> None:
+    # GIVEN the same upstream, asked through an HTTP API event
+    answer = entry.invoke(kit.http_api_event(raw_path="/repeated"))
+    # THEN cookies go in `cookies`, other repeats joined
+    assert answer["cookies"] == ["a=1; Path=/", "b=2; Secure", "c=3"]
+    assert answer["headers"]["vary"] == "Accept, Origin"
+
+
+def test_http_api_client_is_in_x_forwarded_for_once(entry: LambdaProcess) -> None:
+    # GIVEN an HTTP API event whose X-Forwarded-For already ends with sourceIp, as AWS sends
+    chain = "203.0.113.9, 198.51.100.7"
+    event = kit.http_api_event(headers={"host": "h", "x-forwarded-for": chain})
+    # WHEN it is forwarded
+    request = kit.echoed(entry.invoke(event))
+    # THEN the client address appears once, last
+    chain = [value for name, value in request["headers"] if name == "x-forwarded-for"]
+    assert len(chain) == 1
+    assert chain[0].split(", ").count("198.51.100.7") == 1
+    assert chain[0].endswith("198.51.100.7")
+
+
+def test_http_api_encoded_slash_in_raw_path_is_refused(entry: LambdaProcess) -> None:
+    # GIVEN an HTTP API event whose rawPath holds %2F (requestContext.http.path decodes it)
+    event = kit.http_api_event(raw_path="/echo/a%2Fb")
+    event["requestContext"]["http"]["path"] = "/echo/a/b"
+    # WHEN the handler answers
+    answer = entry.invoke(event)
+    # THEN it is refused, as the ALB entry and uvicorn refuse it
+    assert answer["statusCode"] == 400
+    assert error_code(answer) == "bad_path"

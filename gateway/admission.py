@@ -64,19 +64,22 @@ class RouteGuard:
             and body_limit_exceeded(self.limits, int(length))
         ):
             raise PayloadTooLarge(f"body of {length} bytes, over {self.limits.max_body_bytes}")
-        principal = await self._authenticate(headers)
+        principal = await self._authenticate(headers, scope["headers"])
         if self.rate is not None:
             wait = self.rate.check(self._rate_key(headers, client, principal))
             if wait is not None:
                 raise RateLimited("too many requests", retry_after=max(1, math.ceil(wait)))
         return principal
 
-    async def _authenticate(self, headers: HeaderView) -> Principal | None:
+    async def _authenticate(
+        self, headers: HeaderView, raw: list[tuple[bytes, bytes]]
+    ) -> Principal | None:
         if self.authenticator is None:
             return None
         from gateway.auth import AuthError
 
         try:
+            self.authenticator.check_single(raw)
             return await self.authenticator.authenticate(headers)
         except AuthError as exc:
             error: type[GatewayError] = Forbidden if exc.status == 403 else Unauthorized

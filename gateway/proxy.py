@@ -81,13 +81,13 @@ async def handle(
             raise NoRouteMatched(f"no route for {scope['method']} {path}")
         route = matched.route
         exchange.matched(route)
-        client = client_address(scope, runtime)
+        client, chain = client_chain(scope, runtime)
         who = await runtime.admissions[route.name].admit(scope, raw_path, headers, client)
         key = sticky_key(headers, route, who)
         target = pick(route.split, key)
         exchange.routed(route, target, sticky=key is not None)
         body = await reader.body(scope, route.limits.max_body)
-        request = upstream_request(scope, matched, raw_path, body)
+        request = upstream_request(scope, matched, raw_path, body, chain)
         reply = await forward(runtime.pair, route, target, request, exchange)
     except GatewayError as error:
         exchange.failed(error)
@@ -125,11 +125,17 @@ def normalized(scope: Scope) -> tuple[str, bytes]:
 
 def client_address(scope: Scope, runtime: Runtime) -> str | None:
     """The client: the peer, or from X-Forwarded-For when the peer is a trusted proxy."""
+    return client_chain(scope, runtime)[0]
+
+
+def client_chain(scope: Scope, runtime: Runtime) -> tuple[str | None, bytes]:
+    """(the client, the X-Forwarded-For to send upstream): only what trusted proxies vouch
+    for, then the peer; without trusted proxies, the peer alone."""
     client = scope.get("client")
-    peer = client[0] if client else None
+    peer: str | None = client[0] if client else None
     if not runtime.trusted:
-        return peer
-    return forwarded_for(scope["headers"], peer, runtime.trusted)[0]
+        return peer, peer.encode("latin-1", "backslashreplace") if peer else b""
+    return forwarded_for(scope["headers"], peer, runtime.trusted)
 
 
 def sticky_key(headers: HeaderView, route: Route, who: Principal | None) -> str | None:
@@ -144,7 +150,7 @@ def sticky_key(headers: HeaderView, route: Route, who: Principal | None) -> str 
 
 
 def upstream_request(
-    scope: Scope, matched: RouteMatch, raw_path: bytes, body: Body
+    scope: Scope, matched: RouteMatch, raw_path: bytes, body: Body, chain: bytes = b""
 ) -> UpstreamRequest:
     client = scope.get("client")
     client_host = client[0] if client else None
@@ -152,7 +158,7 @@ def upstream_request(
         method=scope["method"],
         path=matched.upstream_path(raw_path),
         query=scope.get("query_string", b""),
-        headers=request_headers(scope["headers"], client_host, scope.get("scheme", "http")),
+        headers=request_headers(scope["headers"], chain, scope.get("scheme", "http")),
         body=body,
         route=matched.route.name,
         client_host=client_host,

@@ -96,6 +96,15 @@ AuthSpec = JwtSpec | ApiKeySpec
 
 
 @dataclass(frozen=True, slots=True)
+class AdminSpec:
+    """Who may read /_gateway (health aside): a credential and/or client networks; both
+    when both are given. Without an `admin:` block, only clients on loopback."""
+
+    auth: AuthSpec | None = None
+    networks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class LimitsSpec:
     max_body: int | None = None
     max_url: int = 8192
@@ -173,6 +182,7 @@ class GatewayConfig:
     version: str = ""
     raw: str = field(default="", repr=False, compare=False)
     trusted_proxies: tuple[str, ...] = ()
+    admin: AdminSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from gateway.config import (
 from gateway.config_check import Checker, key_line, node_line
 from gateway.config_targets import NAME_RE, read_targets
 
-TOP_KEYS = ("targets", "routes", "trusted_proxies")
+TOP_KEYS = ("targets", "routes", "trusted_proxies", "admin")
 ROUTE_KEYS = (
     "name", "path", "methods", "headers", "split", "target", "sticky", "rewrite",
     "fallback", "fallback_on", "rate", "burst", "rate_key", "auth", "limits",
@@ -59,10 +59,13 @@ def load_text(text: str, source: str) -> GatewayConfig:
     targets = read_targets(document, checker)
     routes = _routes(document, targets, checker)
     trusted = _trusted_proxies(document, checker)
+    admin = sections.admin(document, checker)
     if checker.problems:
         raise ConfigError(checker.problems)
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-    return GatewayConfig(MappingProxyType(targets), tuple(routes), source, version, text, trusted)
+    return GatewayConfig(
+        MappingProxyType(targets), tuple(routes), source, version, text, trusted, admin
+    )
 
 
 def _trusted_proxies(document: CommentedMap, checker: Checker) -> tuple[str, ...]:

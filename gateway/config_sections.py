@@ -6,6 +6,7 @@ returns the frozen object (or a default when the section is absent or wrong).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -16,6 +17,7 @@ from gateway.breaker import BreakerPolicy
 from gateway.config import (
     IDEMPOTENT_METHODS,
     NO_RETRY_STATUSES,
+    AdminSpec,
     ApiKeySpec,
     AuthSpec,
     CounterSnapshot,
@@ -46,6 +48,7 @@ LIMIT_KEYS = ("max_body", "max_url", "max_headers", "max_header_bytes")
 ROLLOUT_KEYS = (
     "target", "steps", "interval", "min_requests", "max_error_rate", "max_p99", "state",
 )  # fmt: skip
+ADMIN_KEYS = ("api_keys", "jwt", "networks")
 STATE_KEYS = ("step", "started_at", "status", "verdict", "snapshot")
 SNAPSHOT_KEYS = ("requests", "errors", "buckets")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$", re.IGNORECASE)
@@ -256,6 +259,43 @@ def auth(spec: CommentedMap, where: str, checker: Checker) -> AuthSpec | None:
         return _jwt(Reader(jwt, f"{where}.jwt", checker)) if jwt is not None else None
     keys = read.mapping("api_keys")
     return _api_keys(Reader(keys, f"{where}.api_keys", checker)) if keys is not None else None
+
+
+def admin(document: CommentedMap, checker: Checker) -> AdminSpec | None:
+    """The top-level `admin:` block: `api_keys` or `jwt` (as in a route's `auth`) and/or
+    `networks: [CIDR, ...]`."""
+    node = Reader(document, "config", checker).mapping("admin")
+    if node is None:
+        return None
+    checker.unknown_keys(node, ADMIN_KEYS, "admin")
+    read = Reader(node, "admin", checker)
+    if not any(key in node for key in ADMIN_KEYS):
+        checker.problem(key_line(document, "admin"), "admin", "needs api_keys, jwt or networks")
+        return None
+    if "jwt" in node and "api_keys" in node:
+        read.fail("jwt", "give one of 'jwt' or 'api_keys', not both")
+        return None
+    credential: AuthSpec | None = None
+    if "jwt" in node:
+        jwt = read.mapping("jwt")
+        credential = _jwt(Reader(jwt, "admin.jwt", checker)) if jwt is not None else None
+    elif "api_keys" in node:
+        keys = read.mapping("api_keys")
+        credential = _api_keys(Reader(keys, "admin.api_keys", checker)) if keys else None
+    return AdminSpec(credential, _networks(read))
+
+
+def _networks(read: Reader) -> tuple[str, ...]:
+    value = read.node.get("networks", [])
+    if not isinstance(value, list) or ("networks" in read.node and not value):
+        read.fail("networks", "a non-empty list of CIDR blocks, such as [10.0.0.0/8]")
+        return ()
+    for item in value:
+        try:
+            ipaddress.ip_network(str(item).strip(), strict=True)
+        except ValueError as exc:
+            read.fail("networks", f"{item!r} is not a CIDR block ({exc})")
+    return tuple(str(item).strip() for item in value)
 
 
 def _jwt(read: Reader) -> JwtSpec | None:

@@ -25,7 +25,7 @@ from gateway.errors import (
 )
 from gateway.forwarding import forward
 from gateway.headers import HeaderView, cookie_value, request_headers
-from gateway.normalize import PathRefused, forwarded_for, normalize_path
+from gateway.normalize import PathRefused, normalize_path
 from gateway.routing import RouteMatch
 from gateway.runtime import Runtime
 from gateway.splitting import pick
@@ -81,7 +81,7 @@ async def handle(
             raise NoRouteMatched(f"no route for {scope['method']} {path}")
         route = matched.route
         exchange.matched(route)
-        client, chain = client_chain(scope, runtime)
+        client, chain = runtime.client_chain(scope)
         who = await runtime.admissions[route.name].admit(scope, raw_path, headers, client)
         key = sticky_key(headers, route, who)
         target = pick(route.split, key)
@@ -125,17 +125,7 @@ def normalized(scope: Scope) -> tuple[str, bytes]:
 
 def client_address(scope: Scope, runtime: Runtime) -> str | None:
     """The client: the peer, or from X-Forwarded-For when the peer is a trusted proxy."""
-    return client_chain(scope, runtime)[0]
-
-
-def client_chain(scope: Scope, runtime: Runtime) -> tuple[str | None, bytes]:
-    """(the client, the X-Forwarded-For to send upstream): only what trusted proxies vouch
-    for, then the peer; without trusted proxies, the peer alone."""
-    client = scope.get("client")
-    peer: str | None = client[0] if client else None
-    if not runtime.trusted:
-        return peer, peer.encode("latin-1", "backslashreplace") if peer else b""
-    return forwarded_for(scope["headers"], peer, runtime.trusted)
+    return runtime.client_chain(scope)[0]
 
 
 def sticky_key(headers: HeaderView, route: Route, who: Principal | None) -> str | None:

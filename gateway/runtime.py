@@ -10,11 +10,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from gateway.admin_guard import AdminGuard
 from gateway.admission import RouteGuard
+from gateway.asgi import Scope
 from gateway.breaker import OnChange
 from gateway.config import GatewayConfig, HttpTarget, LambdaTarget, Target
 from gateway.forwarding import TargetGuard
-from gateway.normalize import Network, parse_trusted
+from gateway.normalize import Network, forwarded_for, parse_trusted
 from gateway.routing import RouteTable
 from gateway.upstreams.base import Upstream
 from gateway.upstreams.http import HttpUpstream
@@ -27,12 +29,22 @@ class Runtime:
     guards: Mapping[str, TargetGuard]
     admissions: Mapping[str, RouteGuard]
     trusted: tuple[Network, ...] = ()
+    admin: AdminGuard = AdminGuard()
     closeables: tuple[Any, ...] = ()
     loaded_at: float = field(default_factory=time.time)
 
     @property
     def config(self) -> GatewayConfig:
         return self.table.config
+
+    def client_chain(self, scope: Scope) -> tuple[str | None, bytes]:
+        """(the client, the X-Forwarded-For to send upstream): only what trusted proxies
+        vouch for, then the peer; without trusted proxies, the peer alone."""
+        client = scope.get("client")
+        peer: str | None = client[0] if client else None
+        if not self.trusted:
+            return peer, peer.encode("latin-1", "backslashreplace") if peer else b""
+        return forwarded_for(scope["headers"], peer, self.trusted)
 
     def pair(self, target: str) -> tuple[Upstream, TargetGuard]:
         return self.upstreams[target], self.guards[target]
@@ -71,11 +83,13 @@ def build_runtime(
     jwks: dict[str, Any] = {}
     base_dir = Path(config.source).parent if Path(config.source).is_file() else Path()
     admissions = {route.name: RouteGuard.build(route, jwks, base_dir) for route in config.routes}
+    admin = AdminGuard.build(config.admin, jwks, base_dir)
     return Runtime(
         RouteTable(config),
         MappingProxyType(upstreams),
         MappingProxyType(guards),
         MappingProxyType(admissions),
         parse_trusted(config.trusted_proxies),
+        admin,
         tuple(jwks.values()),
     )

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from gateway.admission import FailureCounter
 from gateway.asgi import ASGIApp, Receive, Scope, Send
 from gateway.config import RESERVED_PREFIX, AdminSpec, ApiKeySpec, JwtSpec
 from gateway.errors import Forbidden, GatewayError, Unauthorized, send_error
@@ -42,13 +43,20 @@ class AdminGuard:
 
     networks: tuple[Network, ...] | None = LOOPBACK
     authenticator: Authenticator | None = None
+    failures: FailureCounter | None = None
 
     @classmethod
     def build(cls, spec: AdminSpec | None, jwks: dict[str, Any], base_dir: Path) -> AdminGuard:
         if spec is None:
             return cls()
         networks = parse_trusted(spec.networks) if spec.networks else None
-        return cls(networks, _authenticator(spec, jwks, base_dir))
+        authenticator = _authenticator(spec, jwks, base_dir)
+        failures = FailureCounter.build(spec.failures) if authenticator is not None else None
+        return cls(networks, authenticator, failures)
+
+    def keeping(self, old: AdminGuard) -> AdminGuard:
+        """This guard with `old`'s failure counts (its admin block is unchanged)."""
+        return replace(self, failures=old.failures) if old.failures is not None else self
 
     async def check(self, scope: Scope, client: str | None) -> None:
         """Nothing when `client` may read the admin API; Forbidden or Unauthorized if not."""
@@ -58,10 +66,15 @@ class AdminGuard:
             return
         from gateway.auth import AuthError
 
+        if self.failures is not None:
+            self.failures.refuse_if_blocked(client)
+        headers = HeaderView(scope["headers"])
         try:
             self.authenticator.check_single(scope["headers"])
-            await self.authenticator.authenticate(HeaderView(scope["headers"]))
+            await self.authenticator.authenticate(headers)
         except AuthError as exc:
+            if self.failures is not None and self.authenticator.header in headers:
+                self.failures.failed(client)
             error: type[GatewayError] = Forbidden if exc.status == 403 else Unauthorized
             challenge = ((b"www-authenticate", exc.www_authenticate.encode("latin-1")),)
             raise error(f"admin API: {exc.message}", headers=challenge) from None

@@ -94,6 +94,9 @@ class ApiKeySpec:
 
 AuthSpec = JwtSpec | ApiKeySpec
 
+# `auth.max_failures` when not given: 10 failed authentications, then one more every 6 s.
+DEFAULT_MAX_FAILURES = RateSpec(per_second=10 / 60, burst=10)
+
 
 @dataclass(frozen=True, slots=True)
 class AdminSpec:
@@ -102,6 +105,7 @@ class AdminSpec:
 
     auth: AuthSpec | None = None
     networks: tuple[str, ...] = ()
+    failures: RateSpec | None = DEFAULT_MAX_FAILURES
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +167,8 @@ class Route:
     limits: LimitsSpec = LimitsSpec()
     baseline: str | None = None
     rollout: RolloutSpec | None = None
+    # Failed authentications a client may have (a token bucket); None: not counted.
+    auth_failures: RateSpec | None = None
 
     @property
     def conditions(self) -> int:

@@ -161,11 +161,12 @@ def _route(
     auth = sections.auth(spec, where, checker)
     limits = sections.limits(spec, where, checker)
     rollout = sections.rollout(spec, where, checker, split)
+    auth_failures = sections.auth_failures(spec, where, checker) if auth is not None else None
     if len(checker.problems) > before or path is None or not isinstance(name, str):
         return None
     return Route(
         name, path, split, methods, headers, sticky, rewrite, line,
-        fallback, fallback_on, rate, auth, limits, baseline, rollout,
+        fallback, fallback_on, rate, auth, limits, baseline, rollout, auth_failures,
     )  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from gateway.breaker import BreakerPolicy
 from gateway.config import (
+    DEFAULT_MAX_FAILURES,
     IDEMPOTENT_METHODS,
     NO_RETRY_STATUSES,
     AdminSpec,
@@ -48,7 +49,7 @@ LIMIT_KEYS = ("max_body", "max_url", "max_headers", "max_header_bytes")
 ROLLOUT_KEYS = (
     "target", "steps", "interval", "min_requests", "max_error_rate", "max_p99", "state",
 )  # fmt: skip
-ADMIN_KEYS = ("api_keys", "jwt", "networks")
+ADMIN_KEYS = ("api_keys", "jwt", "networks", "max_failures")
 STATE_KEYS = ("step", "started_at", "status", "verdict", "snapshot")
 SNAPSHOT_KEYS = ("requests", "errors", "buckets")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$", re.IGNORECASE)
@@ -249,7 +250,7 @@ def auth(spec: CommentedMap, where: str, checker: Checker) -> AuthSpec | None:
     if node is None:
         return None
     where = f"{where}.auth"
-    checker.unknown_keys(node, ("jwt", "api_keys"), where)
+    checker.unknown_keys(node, ("jwt", "api_keys", "max_failures"), where)
     if ("jwt" in node) == ("api_keys" in node):
         parent.fail("auth", "needs exactly one of 'jwt' or 'api_keys'")
         return None
@@ -261,6 +262,29 @@ def auth(spec: CommentedMap, where: str, checker: Checker) -> AuthSpec | None:
     return _api_keys(Reader(keys, f"{where}.api_keys", checker)) if keys is not None else None
 
 
+def auth_failures(spec: CommentedMap, where: str, checker: Checker) -> RateSpec | None:
+    """`auth.max_failures`: how many failed authentications a client may have, as a rate
+    (`10/m`: ten, then one more every 6 s); `off` to not count. Default 10/m with `auth`."""
+    node = spec.get("auth")
+    if not isinstance(node, CommentedMap):
+        return None
+    return max_failures(Reader(node, f"{where}.auth", checker))
+
+
+def max_failures(read: Reader) -> RateSpec | None:
+    value = read.node.get("max_failures")
+    if value is None:
+        return DEFAULT_MAX_FAILURES
+    if value is False or value == "off":
+        return None
+    found = _RATE.match(str(value))
+    count = float(found.group(1)) if found else 0.0
+    if found is None or count < 1 or count != int(count):
+        read.fail("max_failures", f"{value!r}: a whole number per time, like 10/m, or off")
+        return DEFAULT_MAX_FAILURES
+    return RateSpec(count / _RATE_UNITS[found.group(2)], int(count))
+
+
 def admin(document: CommentedMap, checker: Checker) -> AdminSpec | None:
     """The top-level `admin:` block: `api_keys` or `jwt` (as in a route's `auth`) and/or
     `networks: [CIDR, ...]`."""
@@ -269,7 +293,7 @@ def admin(document: CommentedMap, checker: Checker) -> AdminSpec | None:
         return None
     checker.unknown_keys(node, ADMIN_KEYS, "admin")
     read = Reader(node, "admin", checker)
-    if not any(key in node for key in ADMIN_KEYS):
+    if not any(key in node for key in ADMIN_KEYS[:3]):
         checker.problem(key_line(document, "admin"), "admin", "needs api_keys, jwt or networks")
         return None
     if "jwt" in node and "api_keys" in node:
@@ -282,7 +306,7 @@ def admin(document: CommentedMap, checker: Checker) -> AdminSpec | None:
     elif "api_keys" in node:
         keys = read.mapping("api_keys")
         credential = _api_keys(Reader(keys, "admin.api_keys", checker)) if keys else None
-    return AdminSpec(credential, _networks(read))
+    return AdminSpec(credential, _networks(read), max_failures(read))
 
 
 def _networks(read: Reader) -> tuple[str, ...]:

@@ -84,6 +84,10 @@ def build_runtime(
     base_dir = Path(config.source).parent if Path(config.source).is_file() else Path()
     admissions = {route.name: RouteGuard.build(route, jwks, base_dir) for route in config.routes}
     admin = AdminGuard.build(config.admin, jwks, base_dir)
+    if reuse is not None:
+        _carry_over(reuse, config, admissions)
+        if reuse.config.admin == config.admin:
+            admin = admin.keeping(reuse.admin)
     return Runtime(
         RouteTable(config),
         MappingProxyType(upstreams),
@@ -93,3 +97,12 @@ def build_runtime(
         admin,
         tuple(jwks.values()),
     )
+
+
+def _carry_over(old: Runtime, config: GatewayConfig, admissions: dict[str, RouteGuard]) -> None:
+    """Rate buckets and failure counts of routes whose settings did not change survive."""
+    before = {route.name: route for route in old.config.routes}
+    for route in config.routes:
+        old_route = before.get(route.name)
+        if old_route is not None and route.name in old.admissions:
+            admissions[route.name].carry_over(old.admissions[route.name], old_route, route)

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from ruamel.yaml.comments import CommentedMap
 
-from gateway.breaker import BreakerPolicy
+from gateway.breaker import BreakerCount, BreakerPolicy
 from gateway.config import (
     DEFAULT_MAX_FAILURES,
     IDEMPOTENT_METHODS,
@@ -44,6 +44,7 @@ BREAKER_KEYS = (
     "window",
     "open_for",
     "probes",
+    "count",
 )
 LIMIT_KEYS = ("max_body", "max_url", "max_headers", "max_header_bytes")
 ROLLOUT_KEYS = (
@@ -210,8 +211,20 @@ def _breaker(parent: Reader) -> BreakerPolicy | None:
             window=read.duration("window", 10.0),
             open_for=read.duration("open_for", 5.0),
             half_open_probes=read.integer("probes", 3),
+            count=_breaker_count(read),
         ),
     )
+
+
+def _breaker_count(read: Reader) -> BreakerCount:
+    """What the breaker counts as a failure: gateway_errors (502/503/504, timeouts,
+    connection failures; the default) or 5xx (every 5xx answer, 500 included)."""
+    value = read.node.get("count", "gateway_errors")
+    if value == "5xx":
+        return "5xx"
+    if value != "gateway_errors":
+        read.fail("count", f"{value!r}: gateway_errors (502/503/504, timeouts) or 5xx")
+    return "gateway_errors"
 
 
 def _policy(parent: Reader, key: str, default: P, build: Callable[[], P]) -> P:

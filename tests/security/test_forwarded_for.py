@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conformance.deviations import require_documented
 from tests.lambda_runner import lambda_process
 from tests.security.admission_kit import (
     PARSERS,
@@ -73,8 +74,10 @@ def test_upstream_sees_only_the_vouched_chain(  # noqa: PLR0917 (fixtures and pa
         answer = send(url, "GET", "/echo/x", sent)
 
     # THEN the upstream gets one X-Forwarded-For: the vouched entries, then the peer
+    # (not the client's header with the peer appended, as nginx and the ALB do)
     assert answer.status == 200
     assert values(echoed_headers(answer.body), "x-forwarded-for") == [expected]
+    require_documented("xff-vouched-chain-only", f"{sent} -> {expected}")
 
 
 def test_lambda_upstream_sees_only_the_alb_client(tmp_path: Path, echo_upstream: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -60,15 +61,32 @@ def assert_refused(status: int, body: bytes, expected: int) -> None:
     assert b"10.20.30.40" not in body and b"routes" not in body.lower()
 
 
-@pytest.mark.parametrize("http", PARSERS)
+@pytest.fixture(scope="module", params=PARSERS)
+def default_gateway(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A gateway with no admin block behind a trusted local proxy, under each parser."""
+    with serve_table(tmp_path_factory.mktemp("admin"), table(), request.param) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=PARSERS)
+def keyed_gateway(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A gateway whose admin block wants a key (x-admin-key), under each parser."""
+    with serve_table(tmp_path_factory.mktemp("admin"), table(KEYED), request.param) as url:
+        yield url
+
+
 @pytest.mark.parametrize("path", ADMIN_PATHS)
-def test_without_admin_block_only_loopback_clients(tmp_path: Path, http: str, path: str) -> None:
+def test_without_admin_block_only_loopback_clients(default_gateway: str, path: str) -> None:
     # GIVEN no admin block, behind a trusted local proxy
-    with serve_table(tmp_path, table(), http) as url:
-        # WHEN a remote client (as the proxy vouches) asks for an admin endpoint
-        answer = send(url, "GET", path, [("X-Forwarded-For", "203.0.113.9")])
-        # AND a client on loopback asks for the route table
-        local = send(url, "GET", "/_gateway/routes", [])
+    url = default_gateway
+    # WHEN a remote client (as the proxy vouches) asks for an admin endpoint
+    answer = send(url, "GET", path, [("X-Forwarded-For", "203.0.113.9")])
+    # AND a client on loopback asks for the route table
+    local = send(url, "GET", "/_gateway/routes", [])
 
     # THEN the remote client gets a JSON 403 that says nothing of the topology
     assert_refused(answer.status, answer.body, 403)
@@ -77,12 +95,10 @@ def test_without_admin_block_only_loopback_clients(tmp_path: Path, http: str, pa
     assert SECRET_URL in local.body.decode()
 
 
-@pytest.mark.parametrize("http", PARSERS)
-def test_health_stays_open_and_shows_nothing_else(tmp_path: Path, http: str) -> None:
-    # GIVEN a gateway refusing remote admin clients
-    with serve_table(tmp_path, table(KEYED), http) as url:
-        # WHEN a remote client without any credential checks health
-        answer = send(url, "GET", "/_gateway/health", [("X-Forwarded-For", "203.0.113.9")])
+def test_health_stays_open_and_shows_nothing_else(keyed_gateway: str) -> None:
+    # GIVEN a gateway refusing remote admin clients without the key
+    # WHEN a remote client without any credential checks health
+    answer = send(keyed_gateway, "GET", "/_gateway/health", [("X-Forwarded-For", "203.0.113.9")])
 
     # THEN it gets exactly {"status": "ok"}
     assert answer.status == 200
@@ -97,17 +113,13 @@ KEY_CASES = [
 ]
 
 
-@pytest.mark.parametrize("http", PARSERS)
 @pytest.mark.parametrize(("headers", "status"), KEY_CASES)
-def test_admin_api_key(
-    tmp_path: Path, http: str, headers: list[tuple[str, str]], status: int
-) -> None:
+def test_admin_api_key(keyed_gateway: str, headers: list[tuple[str, str]], status: int) -> None:
     # GIVEN an admin block with an API key (and so no address restriction)
-    with serve_table(tmp_path, table(KEYED), http) as url:
-        # WHEN a remote client reads the route table
-        answer = send(
-            url, "GET", "/_gateway/routes", [("X-Forwarded-For", "203.0.113.9"), *headers]
-        )
+    # WHEN a remote client reads the route table (two failures in all: under max_failures)
+    answer = send(
+        keyed_gateway, "GET", "/_gateway/routes", [("X-Forwarded-For", "203.0.113.9"), *headers]
+    )
 
     # THEN only the right key, sent once, opens it
     if status == 200:

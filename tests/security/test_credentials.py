@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,23 +66,25 @@ DUPLICATES = [
 ]
 
 
-@pytest.mark.parametrize("http", PARSERS)
+@pytest.fixture(scope="module", params=PARSERS)
+def gateway(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, echo_upstream: str
+) -> Iterator[str]:
+    """Routes protected by an API key and by a JWT, under each parser."""
+    directory = tmp_path_factory.mktemp("credentials")
+    write_table(directory, echo_upstream)
+    with serve_table(directory, table(echo_upstream), request.param) as url:
+        yield url
+
+
 @pytest.mark.parametrize(("path", "header", "first", "second"), DUPLICATES)
-def test_two_credential_headers_are_refused(  # noqa: PLR0917 (fixtures and parameters)
-    tmp_path: Path,
-    echo_upstream: str,
-    http: str,
-    path: str,
-    header: str,
-    first: str,
-    second: str | None,
+def test_two_credential_headers_are_refused(
+    gateway: str, path: str, header: str, first: str, second: str | None
 ) -> None:
     # GIVEN routes protected by an API key and by a JWT
-    write_table(tmp_path, echo_upstream)
-    with serve_table(tmp_path, table(echo_upstream), http) as url:
-        # WHEN a client sends the credential header twice (one of them valid)
-        last = second if second is not None else bearer()
-        answer = send(url, "GET", path, [(header, first), (header.upper(), last)])
+    # WHEN a client sends the credential header twice (one of them valid)
+    last = second if second is not None else bearer()
+    answer = send(gateway, "GET", path, [(header, first), (header.upper(), last)])
 
     # THEN it is refused with a JSON 401 naming the problem, and nothing reached the upstream
     assert answer.status == 401
@@ -91,16 +94,11 @@ def test_two_credential_headers_are_refused(  # noqa: PLR0917 (fixtures and para
     assert "more than one" in found["message"]
 
 
-@pytest.mark.parametrize("http", PARSERS)
-def test_the_checked_credential_is_the_one_forwarded(
-    tmp_path: Path, echo_upstream: str, http: str
-) -> None:
+def test_the_checked_credential_is_the_one_forwarded(gateway: str) -> None:
     # GIVEN a JWT-protected route
-    write_table(tmp_path, echo_upstream)
     token = bearer()
-    with serve_table(tmp_path, table(echo_upstream), http) as url:
-        # WHEN a client sends one valid token
-        answer = send(url, "GET", "/echo/bearer", [("Authorization", token)])
+    # WHEN a client sends one valid token
+    answer = send(gateway, "GET", "/echo/bearer", [("Authorization", token)])
 
     # THEN the upstream receives exactly that one credential
     assert answer.status == 200

@@ -15,6 +15,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from gateway import config_admin
 from gateway import config_sections as sections
 from gateway.config import (
     RESERVED_PREFIX,
@@ -59,7 +60,7 @@ def load_text(text: str, source: str) -> GatewayConfig:
     targets = read_targets(document, checker)
     routes = _routes(document, targets, checker)
     trusted = _trusted_proxies(document, checker)
-    admin = sections.admin(document, checker)
+    admin = config_admin.admin(document, checker)
     if checker.problems:
         raise ConfigError(checker.problems)
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
@@ -161,7 +162,7 @@ def _route(
     auth = sections.auth(spec, where, checker)
     limits = sections.limits(spec, where, checker)
     rollout = sections.rollout(spec, where, checker, split)
-    auth_failures = sections.auth_failures(spec, where, checker) if auth is not None else None
+    auth_failures = config_admin.auth_failures(spec, where, checker) if auth is not None else None
     if len(checker.problems) > before or path is None or not isinstance(name, str):
         return None
     return Route(

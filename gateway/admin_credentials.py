@@ -8,6 +8,7 @@ header of an `api_keys` block).
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 
@@ -25,3 +26,13 @@ def admin_headers(explicit: str | None = None) -> dict[str, str]:
     if _JWT.match(credential):
         return {"authorization": f"Bearer {credential}"}
     return {os.environ.get(ENV_HEADER, DEFAULT_HEADER).lower(): credential}
+
+
+def add_admin_key(verb: argparse.ArgumentParser) -> None:
+    """The `--admin-key` flag of a verb that reads a running gateway's admin API."""
+    verb.add_argument(
+        "--admin-key",
+        metavar="KEY",
+        default=None,
+        help=f"the admin API key or JWT (default: ${ENV_KEY})",
+    )

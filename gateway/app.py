@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from gateway.admin import admin_router
+from gateway.admin_guard import AdminGate
 from gateway.asgi import Receive, Scope, Send
 from gateway.breaker import OnChange
 from gateway.config import GatewayConfig
@@ -125,7 +126,8 @@ def create_app(
     app.state.telemetry = telemetry
     app.admin_routes = lambda: admin_router(holder.get, telemetry.metrics, reloader)
     app.add_exception_handler(HTTPException, _admin_error)
-    app.proxy = Proxy(app.admin_app, holder.get, telemetry)
+    # Every /_gateway path (health aside) passes the admin guard before FastAPI sees it.
+    app.proxy = Proxy(AdminGate(app.admin_app, holder.get), holder.get, telemetry)
     return app
 
 

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
@@ -177,6 +177,24 @@ class Authenticator:
             case ApiKeyAuth():
                 self._header = auth.header.lower()
                 self._hashes = tuple(stored.lower().encode() for stored in sorted(auth.key_hashes))
+
+    @property
+    def header(self) -> str:
+        """The header (lower case) that carries this route's credential."""
+        return self._header or "authorization"
+
+    def check_single(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+        """AuthError unless the credential header comes at most once: with two, the gateway
+        would check one and an upstream might trust the other."""
+        wanted = self.header.encode("latin-1")
+        if sum(1 for name, _ in raw if name.lower() == wanted) > 1:
+            message = f"more than one {self.header} header"
+            raise AuthError(401, "unauthorized", message, self._challenge())
+
+    def _challenge(self) -> str:
+        if isinstance(self.auth, ApiKeyAuth):
+            return f'ApiKey header="{self.auth.header}"'
+        return 'Bearer error="invalid_request"'
 
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """The caller behind `headers` (names in lower case, as ASGI has them), or AuthError."""

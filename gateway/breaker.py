@@ -6,7 +6,15 @@ open -> half_open  on the first `allow()` once `open_for` seconds have passed.
 half_open          admits `half_open_probes` probes. Every probe succeeds -> closed, with the
                    counts forgotten; any failure -> open again for another `open_for`.
 
-Callers pair each `allow()` that returned True with exactly one `record(success)`.
+Callers pair each `allow()` that returned True with exactly one `record(success)` (or
+`record_status(status)` for an upstream's answer).
+
+What is a failure (`count`): by default `gateway_errors`, the answers that say the target is
+unwell (502, 503, 504) besides timeouts and connection failures, which callers always
+record as failures. A 500 is the application's answer to one request, which one client can
+provoke at will: counting it (`count: 5xx`, Envoy's `consecutive_5xx`) would let a single
+client open the breaker for everyone. `gateway_errors` is Envoy's
+`consecutive_gateway_failure`.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ from typing import Literal
 from gateway.rolling import Clock, RollingCounts
 
 BreakerState = Literal["closed", "open", "half_open"]
+BreakerCount = Literal["gateway_errors", "5xx"]
+GATEWAY_ERRORS = frozenset({502, 503, 504})
 OnChange = Callable[[str, str, str], None]
 """on_change(breaker name, old state, new state): for a log line or a metric."""
 
@@ -33,9 +43,16 @@ class BreakerPolicy:
     window: float = 10.0
     open_for: float = 5.0
     half_open_probes: int = 3
+    count: BreakerCount = "gateway_errors"
+
+    def failed(self, status: int) -> bool:
+        """Whether an upstream's answer with `status` counts as a failure."""
+        return status >= 500 if self.count == "5xx" else status in GATEWAY_ERRORS
 
     def __post_init__(self) -> None:
         problems: list[str] = []
+        if self.count not in ("gateway_errors", "5xx"):
+            problems.append(f"count must be gateway_errors or 5xx, not {self.count!r}")
         if not 0 < self.failure_rate <= 1:
             problems.append(f"failure_rate must be in (0, 1], not {self.failure_rate}")
         if self.min_requests < 1 or self.consecutive_failures < 1 or self.half_open_probes < 1:
@@ -102,6 +119,10 @@ class CircuitBreaker:
         self._issued += 1
         self._outstanding += 1
         return True
+
+    def record_status(self, status: int) -> None:
+        """Record an upstream's answer, a failure or not as the policy's `count` says."""
+        self.record(not self._policy.failed(status))
 
     def record(self, success: bool) -> None:
         if self._state == "open":

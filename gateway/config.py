@@ -94,6 +94,19 @@ class ApiKeySpec:
 
 AuthSpec = JwtSpec | ApiKeySpec
 
+# `auth.max_failures` when not given: 10 failed authentications, then one more every 6 s.
+DEFAULT_MAX_FAILURES = RateSpec(per_second=10 / 60, burst=10)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSpec:
+    """Who may read /_gateway (health aside): a credential and/or client networks; both
+    when both are given. Without an `admin:` block, only clients on loopback."""
+
+    auth: AuthSpec | None = None
+    networks: tuple[str, ...] = ()
+    failures: RateSpec | None = DEFAULT_MAX_FAILURES
+
 
 @dataclass(frozen=True, slots=True)
 class LimitsSpec:
@@ -154,6 +167,8 @@ class Route:
     limits: LimitsSpec = LimitsSpec()
     baseline: str | None = None
     rollout: RolloutSpec | None = None
+    # Failed authentications a client may have (a token bucket); None: not counted.
+    auth_failures: RateSpec | None = None
 
     @property
     def conditions(self) -> int:
@@ -173,6 +188,7 @@ class GatewayConfig:
     version: str = ""
     raw: str = field(default="", repr=False, compare=False)
     trusted_proxies: tuple[str, ...] = ()
+    admin: AdminSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from gateway import config_admin
 from gateway import config_sections as sections
 from gateway.config import (
     RESERVED_PREFIX,
@@ -28,7 +29,7 @@ from gateway.config import (
 from gateway.config_check import Checker, key_line, node_line
 from gateway.config_targets import NAME_RE, read_targets
 
-TOP_KEYS = ("targets", "routes", "trusted_proxies")
+TOP_KEYS = ("targets", "routes", "trusted_proxies", "admin")
 ROUTE_KEYS = (
     "name", "path", "methods", "headers", "split", "target", "sticky", "rewrite",
     "fallback", "fallback_on", "rate", "burst", "rate_key", "auth", "limits",
@@ -59,10 +60,13 @@ def load_text(text: str, source: str) -> GatewayConfig:
     targets = read_targets(document, checker)
     routes = _routes(document, targets, checker)
     trusted = _trusted_proxies(document, checker)
+    admin = config_admin.admin(document, checker)
     if checker.problems:
         raise ConfigError(checker.problems)
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-    return GatewayConfig(MappingProxyType(targets), tuple(routes), source, version, text, trusted)
+    return GatewayConfig(
+        MappingProxyType(targets), tuple(routes), source, version, text, trusted, admin
+    )
 
 
 def _trusted_proxies(document: CommentedMap, checker: Checker) -> tuple[str, ...]:
@@ -158,11 +162,12 @@ def _route(
     auth = sections.auth(spec, where, checker)
     limits = sections.limits(spec, where, checker)
     rollout = sections.rollout(spec, where, checker, split)
+    auth_failures = config_admin.auth_failures(spec, where, checker) if auth is not None else None
     if len(checker.problems) > before or path is None or not isinstance(name, str):
         return None
     return Route(
         name, path, split, methods, headers, sticky, rewrite, line,
-        fallback, fallback_on, rate, auth, limits, baseline, rollout,
+        fallback, fallback_on, rate, auth, limits, baseline, rollout, auth_failures,
     )  # fmt: skip
 
 

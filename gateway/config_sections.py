@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from ruamel.yaml.comments import CommentedMap
 
-from gateway.breaker import BreakerPolicy
+from gateway.breaker import BreakerCount, BreakerPolicy
 from gateway.config import (
     IDEMPOTENT_METHODS,
     NO_RETRY_STATUSES,
@@ -41,6 +41,7 @@ BREAKER_KEYS = (
     "window",
     "open_for",
     "probes",
+    "count",
 )
 LIMIT_KEYS = ("max_body", "max_url", "max_headers", "max_header_bytes")
 ROLLOUT_KEYS = (
@@ -206,8 +207,20 @@ def _breaker(parent: Reader) -> BreakerPolicy | None:
             window=read.duration("window", 10.0),
             open_for=read.duration("open_for", 5.0),
             half_open_probes=read.integer("probes", 3),
+            count=_breaker_count(read),
         ),
     )
+
+
+def _breaker_count(read: Reader) -> BreakerCount:
+    """What the breaker counts as a failure: gateway_errors (502/503/504, timeouts,
+    connection failures; the default) or 5xx (every 5xx answer, 500 included)."""
+    value = read.node.get("count", "gateway_errors")
+    if value == "5xx":
+        return "5xx"
+    if value != "gateway_errors":
+        read.fail("count", f"{value!r}: gateway_errors (502/503/504, timeouts) or 5xx")
+    return "gateway_errors"
 
 
 def _policy(parent: Reader, key: str, default: P, build: Callable[[], P]) -> P:
@@ -246,7 +259,7 @@ def auth(spec: CommentedMap, where: str, checker: Checker) -> AuthSpec | None:
     if node is None:
         return None
     where = f"{where}.auth"
-    checker.unknown_keys(node, ("jwt", "api_keys"), where)
+    checker.unknown_keys(node, ("jwt", "api_keys", "max_failures"), where)
     if ("jwt" in node) == ("api_keys" in node):
         parent.fail("auth", "needs exactly one of 'jwt' or 'api_keys'")
         return None

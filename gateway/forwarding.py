@@ -127,7 +127,7 @@ async def _attempt(
         await slot.__aexit__(None, None, None)
         raise
     if breaker is not None:
-        breaker.record(reply.status < 500)
+        breaker.record_status(reply.status)
     exchange.answered(reply.status)
     reply.close = _then(reply.close, lambda: slot.__aexit__(None, None, None))
     return reply

@@ -29,32 +29,34 @@ def _is_hop_by_hop(name: bytes, named: set[bytes]) -> bool:
 
 
 def request_headers(
-    headers: Iterable[tuple[bytes, bytes]], client_host: str | None, scheme: str
+    headers: Iterable[tuple[bytes, bytes]], forwarded_for: bytes | str | None, scheme: str
 ) -> RawHeaders:
     """What the upstream receives: hop-by-hop, Host and client-sent x-gateway-* dropped,
-    X-Forwarded-* updated."""
+    X-Forwarded-* set by the gateway.
+
+    The client's own X-Forwarded-For never goes on as sent: `forwarded_for` is the whole
+    chain to send (`normalize.forwarded_for`: the entries trusted proxies vouch for, then
+    the peer), or None/empty to send none.
+    """
     headers = list(headers)
     named = _connection_tokens(headers)
-    forwarded_for: list[bytes] = []
     host = b""
     out: RawHeaders = []
     for name, value in headers:
         if name == b"host":
             host = value
-        elif name == b"x-forwarded-for":
-            forwarded_for.append(value)
         elif (
-            name in (b"x-forwarded-proto", b"x-forwarded-host")
+            name in (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
             or _is_hop_by_hop(name, named)
             or name.startswith(GATEWAY_PREFIX)
         ):
             continue
         else:
             out.append((name, value))
-    if client_host:
-        forwarded_for.append(client_host.encode("latin-1"))
+    if isinstance(forwarded_for, str):
+        forwarded_for = forwarded_for.encode("latin-1")
     if forwarded_for:
-        out.append((b"x-forwarded-for", b", ".join(forwarded_for)))
+        out.append((b"x-forwarded-for", forwarded_for))
     out.append((b"x-forwarded-proto", scheme.encode("latin-1")))
     if host:
         out.append((b"x-forwarded-host", host))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from gateway.asgi import ASGIApp, Receive, Scope, Send
 from gateway.config import Route
-from gateway.decision import decide, is_admin_path, normal_form, request_target
+from gateway.decision import decide, is_admin_path, request_target
 from gateway.errors import (
     ClientDisconnected,
     GatewayError,
@@ -24,7 +24,6 @@ from gateway.errors import (
 )
 from gateway.forwarding import forward
 from gateway.headers import HeaderView, cookie_value, request_headers
-from gateway.normalize import forwarded_for
 from gateway.routing import RouteMatch
 from gateway.runtime import Runtime
 from gateway.splitting import pick
@@ -76,13 +75,13 @@ async def handle(
             raise NoRouteMatched(f"no route for {scope['method']} {decision.path}")
         route = matched.route
         exchange.matched(route)
-        client = client_address(scope, runtime)
+        client, chain = runtime.client_chain(scope)
         who = await runtime.admissions[route.name].admit(scope, raw_path, headers, client)
         key = sticky_key(headers, route, who)
         target = pick(route.split, key)
         exchange.routed(route, target, sticky=key is not None)
         body = await reader.body(scope, route.limits.max_body)
-        request = upstream_request(scope, matched, raw_path, body)
+        request = upstream_request(scope, matched, raw_path, body, chain)
         reply = await forward(runtime.pair, route, target, request, exchange)
     except GatewayError as error:
         exchange.failed(error)
@@ -102,20 +101,6 @@ async def handle(
         exchange.finish(reader.received, sent)
 
 
-def normalized(scope: Scope) -> tuple[str, bytes]:
-    """The path to match and the raw path to forward (see `gateway.decision.normal_form`)."""
-    return normal_form(request_target(scope))
-
-
-def client_address(scope: Scope, runtime: Runtime) -> str | None:
-    """The client: the peer, or from X-Forwarded-For when the peer is a trusted proxy."""
-    client = scope.get("client")
-    peer = client[0] if client else None
-    if not runtime.trusted:
-        return peer
-    return forwarded_for(scope["headers"], peer, runtime.trusted)[0]
-
-
 def sticky_key(headers: HeaderView, route: Route, who: Principal | None) -> str | None:
     sticky = route.sticky
     if sticky is None:
@@ -128,7 +113,7 @@ def sticky_key(headers: HeaderView, route: Route, who: Principal | None) -> str 
 
 
 def upstream_request(
-    scope: Scope, matched: RouteMatch, raw_path: bytes, body: Body
+    scope: Scope, matched: RouteMatch, raw_path: bytes, body: Body, chain: bytes = b""
 ) -> UpstreamRequest:
     client = scope.get("client")
     client_host = client[0] if client else None
@@ -136,7 +121,7 @@ def upstream_request(
         method=scope["method"],
         path=matched.upstream_path(raw_path),
         query=scope.get("query_string", b""),
-        headers=request_headers(scope["headers"], client_host, scope.get("scheme", "http")),
+        headers=request_headers(scope["headers"], chain, scope.get("scheme", "http")),
         body=body,
         route=matched.route.name,
         client_host=client_host,

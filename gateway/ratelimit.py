@@ -38,6 +38,12 @@ class TokenBucket:
         self._tokens = float(burst)
         self._stamp = clock()
 
+    def peek(self) -> float | None:
+        """None if a token is there (none is taken); else the seconds until one will be."""
+        elapsed = max(0.0, self._clock() - self._stamp)
+        tokens = min(self._burst, self._tokens + elapsed * self._rate)
+        return None if tokens >= 1.0 else (1.0 - tokens) / self._rate
+
     def check(self) -> float | None:
         """None if a token was taken; else the seconds until one will be there."""
         now = self._clock()
@@ -82,6 +88,11 @@ class RateLimiter:
         else:
             self._buckets.move_to_end(key)
         return bucket.check()
+
+    def peek(self, key: str) -> float | None:
+        """None if `key` has a token left (none is taken); else seconds until it will."""
+        bucket = self._buckets.get(key)
+        return None if bucket is None else bucket.peek()
 
 
 def _check_rate(rate: float, burst: int) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from gateway.admin_credentials import add_admin_key
 from gateway.config import GatewayConfig, RolloutSpec, RolloutState, Route
 from gateway.config_diff import percent_text
 from gateway.durations import format_duration, parse_duration
@@ -252,7 +253,7 @@ def watch(
 def run_rollout(args: argparse.Namespace) -> int:
     try:
         store = store_for(args.file)
-        source = metrics_source_for(args.metrics)
+        source = metrics_source_for(args.metrics, args.admin_key)
     except FAILURES as exc:
         print(f"gateway rollout: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -283,6 +284,7 @@ def add_rollout_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser]
     verb.add_argument(
         "--metrics", required=True, metavar="SOURCE", help="a gateway's URL or cloudwatch:NS"
     )
+    add_admin_key(verb)
     verb.add_argument("--every", type=_duration, default=30.0, metavar="DURATION")
     when = verb.add_mutually_exclusive_group()
     when.add_argument("--watch", action="store_true", help="judge again until it finishes")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from gateway.admin_credentials import admin_headers
 from gateway.config import CounterSnapshot, RolloutState
 
 REQUESTS = "gateway_requests_total"
@@ -132,14 +133,18 @@ def parse_prometheus(text: str) -> dict[tuple[str, str], CounterSnapshot]:
 class PrometheusSource:
     """A running gateway's `/_gateway/metrics`, given its base URL."""
 
-    def __init__(self, base_url: str, timeout: float = SCRAPE_TIMEOUT) -> None:
+    def __init__(
+        self, base_url: str, timeout: float = SCRAPE_TIMEOUT, admin_key: str | None = None
+    ) -> None:
         self.description = base_url.rstrip("/") + METRICS_PATH
         self._timeout = timeout
+        self._headers = admin_headers(admin_key)  # --admin-key > GATEWAY_ADMIN_KEY
 
     def scrape(self) -> dict[tuple[str, str], CounterSnapshot]:
         # urllib, not httpx: this also runs in the Lambda zip, which carries no httpx.
+        request = urllib.request.Request(self.description, headers=self._headers)
         try:
-            with urllib.request.urlopen(self.description, timeout=self._timeout) as answer:
+            with urllib.request.urlopen(request, timeout=self._timeout) as answer:
                 text = answer.read().decode("utf-8")
         except (urllib.error.URLError, OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "reason", exc)
@@ -248,15 +253,16 @@ class CloudWatchSource:
             raise MetricsUnavailable(f"cannot read {self.description}: {exc}") from exc
 
 
-def metrics_source_for(spec: str) -> MetricsSource:
-    """`http://host:port` (a gateway's base URL) or `cloudwatch:NAMESPACE`."""
+def metrics_source_for(spec: str, admin_key: str | None = None) -> MetricsSource:
+    """`http://host:port` (a gateway's base URL, read with the admin credential) or
+    `cloudwatch:NAMESPACE`."""
     if spec.startswith("cloudwatch:"):
         namespace = spec.removeprefix("cloudwatch:")
         if not namespace:
             raise MetricsUnavailable("write cloudwatch:NAMESPACE, e.g. cloudwatch:StranglerGateway")
         return CloudWatchSource(namespace)
     if spec.startswith(("http://", "https://")):
-        return PrometheusSource(spec)
+        return PrometheusSource(spec, admin_key=admin_key)
     raise MetricsUnavailable(f"{spec!r}: a gateway's base URL (http://...) or cloudwatch:NAMESPACE")
 
 

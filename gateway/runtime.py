@@ -10,11 +10,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from gateway.admin_guard import AdminGuard
 from gateway.admission import RouteGuard
+from gateway.asgi import Scope
 from gateway.breaker import OnChange
 from gateway.config import GatewayConfig, HttpTarget, LambdaTarget, Target
 from gateway.forwarding import TargetGuard
-from gateway.normalize import Network, parse_trusted
+from gateway.normalize import Network, forwarded_for, parse_trusted
 from gateway.routing import RouteTable
 from gateway.upstreams.base import Upstream
 from gateway.upstreams.http import HttpUpstream
@@ -27,12 +29,22 @@ class Runtime:
     guards: Mapping[str, TargetGuard]
     admissions: Mapping[str, RouteGuard]
     trusted: tuple[Network, ...] = ()
+    admin: AdminGuard = AdminGuard()
     closeables: tuple[Any, ...] = ()
     loaded_at: float = field(default_factory=time.time)
 
     @property
     def config(self) -> GatewayConfig:
         return self.table.config
+
+    def client_chain(self, scope: Scope) -> tuple[str | None, bytes]:
+        """(the client, the X-Forwarded-For to send upstream): only what trusted proxies
+        vouch for, then the peer; without trusted proxies, the peer alone."""
+        client = scope.get("client")
+        peer: str | None = client[0] if client else None
+        if not self.trusted:
+            return peer, peer.encode("latin-1", "backslashreplace") if peer else b""
+        return forwarded_for(scope["headers"], peer, self.trusted)
 
     def pair(self, target: str) -> tuple[Upstream, TargetGuard]:
         return self.upstreams[target], self.guards[target]
@@ -71,11 +83,26 @@ def build_runtime(
     jwks: dict[str, Any] = {}
     base_dir = Path(config.source).parent if Path(config.source).is_file() else Path()
     admissions = {route.name: RouteGuard.build(route, jwks, base_dir) for route in config.routes}
+    admin = AdminGuard.build(config.admin, jwks, base_dir)
+    if reuse is not None:
+        _carry_over(reuse, config, admissions)
+        if reuse.config.admin == config.admin:
+            admin = admin.keeping(reuse.admin)
     return Runtime(
         RouteTable(config),
         MappingProxyType(upstreams),
         MappingProxyType(guards),
         MappingProxyType(admissions),
         parse_trusted(config.trusted_proxies),
+        admin,
         tuple(jwks.values()),
     )
+
+
+def _carry_over(old: Runtime, config: GatewayConfig, admissions: dict[str, RouteGuard]) -> None:
+    """Rate buckets and failure counts of routes whose settings did not change survive."""
+    before = {route.name: route for route in old.config.routes}
+    for route in config.routes:
+        old_route = before.get(route.name)
+        if old_route is not None and route.name in old.admissions:
+            admissions[route.name].carry_over(old.admissions[route.name], old_route, route)

@@ -11,6 +11,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.admin_credentials import add_admin_key, admin_headers
 from gateway.config import CounterSnapshot
 from gateway.config_diff import percent_text
 from gateway.rollout_metrics import (
@@ -76,11 +77,17 @@ def render(found: list[Row]) -> str:
     )
 
 
-def read_routes(base_url: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+def read_routes(
+    base_url: str, timeout: float = 10.0, admin_key: str | None = None
+) -> list[dict[str, Any]]:
     url = base_url.rstrip("/") + ROUTES_PATH
+    request = urllib.request.Request(url, headers=admin_headers(admin_key))
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
             described = json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        hint = " (give --admin-key or GATEWAY_ADMIN_KEY)" if exc.code in (401, 403) else ""
+        raise MetricsUnavailable(f"cannot read {url}: {exc.code} {exc.reason}{hint}") from exc
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise MetricsUnavailable(f"cannot read {url}: {getattr(exc, 'reason', exc)}") from exc
     routes = described.get("routes") if isinstance(described, dict) else None
@@ -91,8 +98,8 @@ def read_routes(base_url: str, timeout: float = 10.0) -> list[dict[str, Any]]:
 
 def run_status(args: argparse.Namespace) -> int:
     try:
-        routes = read_routes(args.url)
-        counters = PrometheusSource(args.url).scrape()
+        routes = read_routes(args.url, admin_key=args.admin_key)
+        counters = PrometheusSource(args.url, admin_key=args.admin_key).scrape()
     except MetricsUnavailable as exc:
         print(f"gateway status: {exc}", file=sys.stderr)
         return 1
@@ -103,4 +110,5 @@ def run_status(args: argparse.Namespace) -> int:
 def add_status_verb(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verb = verbs.add_parser("status", help="a running gateway's weights, requests, 5xx and p99")
     verb.add_argument("url", metavar="URL", help="the gateway's base URL")
+    add_admin_key(verb)
     verb.set_defaults(run=run_status)

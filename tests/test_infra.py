@@ -8,6 +8,7 @@ functions the template uses.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
 import re
 import zipfile
@@ -166,6 +167,56 @@ def test_https_listener_forwards_to_the_gateway_target_group() -> None:
     assert listener["DefaultActions"] == [
         {"Type": "forward", "TargetGroupArn": {"Ref": "GatewayTargetGroup"}}
     ]
+
+
+def https_action(path: str) -> dict[str, Any]:
+    """The action the HTTPS listener takes for `path`: its rules by priority, as the ALB
+    evaluates path-pattern conditions (case-sensitive, `*` and `?` wildcards), else default."""
+    rules = sorted(
+        (
+            resource["Properties"]
+            for resource in RESOURCES.values()
+            if resource["Type"] == "AWS::ElasticLoadBalancingV2::ListenerRule"
+            and resource["Properties"]["ListenerArn"] == {"Ref": "HttpsListener"}
+        ),
+        key=lambda rule: int(rule["Priority"]),
+    )
+    for rule in rules:
+        [condition] = rule["Conditions"]
+        assert condition["Field"] == "path-pattern"
+        patterns = condition["PathPatternConfig"]["Values"]
+        if any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns):
+            [action] = rule["Actions"]
+            return dict(action)
+    [default] = RESOURCES["HttpsListener"]["Properties"]["DefaultActions"]
+    return dict(default)
+
+
+@pytest.mark.parametrize(
+    ("path", "forwarded"),
+    [
+        pytest.param("/_gateway/health", True, id="health"),
+        pytest.param("/orders/1", True, id="app-path"),
+        pytest.param("/_gatewayish", True, id="lookalike-prefix"),
+        pytest.param("/_gateway/routes", False, id="routes"),
+        pytest.param("/_gateway/metrics", False, id="metrics"),
+        pytest.param("/_gateway/docs", False, id="docs"),
+        pytest.param("/_gateway/openapi.json", False, id="openapi"),
+        pytest.param("/_gateway/health/x", False, id="below-health"),
+        pytest.param("/_gateway", False, id="bare-prefix"),
+    ],
+)
+def test_admin_api_is_off_the_public_listener(path: str, forwarded: bool) -> None:
+    # GIVEN the HTTPS listener's rules and default action
+    # WHEN a request for `path` arrives
+    action = https_action(path)
+    # THEN only health (and the application's own paths) reach the gateway; the rest of
+    # /_gateway gets a fixed 404 from the ALB itself
+    if forwarded:
+        assert action == {"Type": "forward", "TargetGroupArn": {"Ref": "GatewayTargetGroup"}}
+    else:
+        assert action["Type"] == "fixed-response"
+        assert action["FixedResponseConfig"]["StatusCode"] == "404"
 
 
 def test_http_listener_redirects_to_https() -> None:

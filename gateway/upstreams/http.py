@@ -21,6 +21,7 @@ from gateway.errors import (
 )
 from gateway.headers import response_headers
 from gateway.upstreams.base import UpstreamRequest, UpstreamResponse
+from gateway.upstreams.header_bytes import header_pairs
 
 if TYPE_CHECKING:
     import aiohttp
@@ -73,7 +74,7 @@ class HttpUpstream:
     async def forward(self, request: UpstreamRequest) -> UpstreamResponse:
         session = self._client()
         url = _URL((self._base + request.target_path_qs()).decode("latin-1"), encoded=True)
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers]
+        headers = header_pairs(request.headers)
         try:
             # The session's sock_connect/sock_read timeouts bound the wait for an answer.
             response = await session.request(

@@ -171,11 +171,15 @@ def _compare_echo(theirs: Any, ours: Any, diffs: Differences) -> None:
             diffs.add("httpbin-echo-forwarding-fields", f"{name}: {ours_headers.get(name)!r}")
         theirs_headers.pop(name, None)
         ours_headers.pop(name, None)
-    for name in TRACE_FIELDS:
-        if theirs_headers.get(name) != ours_headers.get(name):
-            diffs.add("httpbin-echo-trace-headers", f"{name}: {ours_headers.get(name)!r}")
-        theirs_headers.pop(name, None)
-        ours_headers.pop(name, None)
+    for names, deviation_id in (
+        (TRACE_FIELDS, "httpbin-echo-trace-headers"),
+        (("Expect",), "expect-not-forwarded"),
+    ):
+        for name in names:
+            if theirs_headers.get(name) != ours_headers.get(name):
+                diffs.add(deviation_id, f"{name}: {ours_headers.get(name)!r}")
+            theirs_headers.pop(name, None)
+            ours_headers.pop(name, None)
     assert ours_headers == theirs_headers, f"echoed headers differ: {theirs_headers} {ours_headers}"
     for key, deviation_id in (("origin", "httpbin-echo-origin"), ("url", "httpbin-echo-url-host")):
         if theirs.get(key) != ours.get(key):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
@@ -26,6 +26,10 @@ from gateway.upstreams.base import Upstream, UpstreamRequest, UpstreamResponse
 
 FALLBACK_STATUSES = frozenset({502, 503, 504})
 WHOLE_BELOW = 64 * 1024
+# How long a small answer's body may take to arrive after its head and still be read whole
+# (a clean 502 if the upstream dies in it); past that it streams, so a slow drip's first byte
+# waits at most this long. See bench/drip_bench.py for both sides of the trade.
+WHOLE_WITHIN = 0.05
 
 
 @dataclass(slots=True)
@@ -134,21 +138,65 @@ async def _attempt(
 
 
 async def _whole_if_small(reply: UpstreamResponse) -> UpstreamResponse:
-    """Read a small answer of known length before anything is sent to the client, so an
-    upstream that dies between its head and its body is a clean 502 (or a retry, or a
-    fallback), not a connection cut short. Large or unsized answers stream as they come."""
+    """Read a small answer of known length whole before anything is sent to the client, if it
+    all arrives within WHOLE_WITHIN of its head: then an upstream that dies between its head
+    and its body is a clean 502 (or a retry, or a fallback), not a connection cut short, and
+    the pooled connection is free before the client is answered. An answer still coming after
+    that (a slow drip) streams on from what has arrived, so the client's first byte waits at
+    most WHOLE_WITHIN. Large or unsized answers stream as they come."""
     if reply.whole is not None:
         return reply
     length = next((v for k, v in reply.headers if k == b"content-length"), None)
     if length is None or not length.isdigit() or int(length) > WHOLE_BELOW:
         return reply
+    body = aiter(reply.body)
+    chunks: list[bytes] = []
+    deadline = asyncio.get_running_loop().time() + WHOLE_WITHIN
+    pending: asyncio.Future[bytes | None] | None = None
     try:
-        body = b"".join([chunk async for chunk in reply.body])
+        while True:
+            # Not wait_for: cancelling a body iterator mid-read would end it; a pending read
+            # left alone becomes the first read of the stream instead.
+            pending = asyncio.ensure_future(_next(body))
+            remaining = deadline - asyncio.get_running_loop().time()
+            done, _ = await asyncio.wait({pending}, timeout=max(0.0, remaining))
+            if not done:
+                reply.body = _resumed(chunks, pending, body)
+                return reply
+            chunk, pending = pending.result(), None
+            if chunk is None:
+                break
+            chunks.append(chunk)
     except BaseException:
+        if pending is not None:
+            pending.cancel()
         await reply.close()
         raise
     await reply.close()
-    return UpstreamResponse.complete(reply.status, reply.headers, body)
+    return UpstreamResponse.complete(reply.status, reply.headers, b"".join(chunks))
+
+
+async def _next(body: AsyncIterator[bytes]) -> bytes | None:
+    try:
+        return await anext(body)
+    except StopAsyncIteration:
+        return None
+
+
+async def _resumed(
+    read: list[bytes], pending: asyncio.Future[bytes | None], rest: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    try:
+        for chunk in read:
+            yield chunk
+        first = await pending
+    finally:
+        pending.cancel()
+    if first is None:
+        return
+    yield first
+    async for chunk in rest:
+        yield chunk
 
 
 class _NoSlot:

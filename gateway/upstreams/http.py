@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 # connection the upstream is about to close.
 KEEPALIVE_SECONDS = 4.0
 POOL_LIMIT = 1024
-WHOLE_BELOW = 64 * 1024
 # aiohttp adds these when absent; a proxy must not invent request headers.
 SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
@@ -87,20 +86,23 @@ class HttpUpstream:
             )
         except Exception as exc:
             raise self._translate(exc) from exc
-        answer_headers = response_headers(response.raw_headers)
-        length = response.content_length
-        if length is not None and length <= WHOLE_BELOW:
-            # Small and sized: read it now, so a cut-short body is a clean error, not a
-            # broken answer, and the pooled connection is free before the client is answered.
+        if response.content.is_eof():
+            # The whole body came with the head (most small answers): take it as it is.
             try:
                 body = await response.read()
             except Exception as exc:
                 response.close()
                 raise self._translate(exc) from exc
             response.release()
-            return UpstreamResponse.complete(response.status, answer_headers, body)
+            answer = response_headers(response.raw_headers)
+            return UpstreamResponse.complete(response.status, answer, body)
+        # Still coming: a small one is read whole if it arrives soon (forwarding.py), the rest
+        # streams as it comes.
         return UpstreamResponse(
-            response.status, answer_headers, self._stream(response), self._closer(response)
+            response.status,
+            response_headers(response.raw_headers),
+            self._stream(response),
+            self._closer(response),
         )
 
     async def _stream(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:

@@ -55,7 +55,9 @@ class HttpUpstream:
         import aiohttp
 
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
+            from gateway.upstreams.strict_heads import strict_connector
+
+            connector = strict_connector(
                 limit=POOL_LIMIT, keepalive_timeout=KEEPALIVE_SECONDS, enable_cleanup_closed=True
             )
             self._session = aiohttp.ClientSession(

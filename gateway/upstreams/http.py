@@ -8,6 +8,7 @@ path and query go out byte for byte (`encoded=True`). The choice stays behind `U
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from gateway.errors import (
 from gateway.headers import response_headers
 from gateway.upstreams.base import UpstreamRequest, UpstreamResponse
 from gateway.upstreams.header_bytes import header_pairs
+from gateway.upstreams.upload import Upload
 
 if TYPE_CHECKING:
     import aiohttp
@@ -76,16 +78,24 @@ class HttpUpstream:
         session = self._client()
         url = _URL((self._base + request.target_path_qs()).decode("latin-1"), encoded=True)
         headers = header_pairs(request.headers)
+        upload = None if isinstance(request.body, bytes) else Upload(request.body, self._timeout)
         try:
-            # The session's sock_connect/sock_read timeouts bound the wait for an answer.
-            response = await session.request(
-                request.method,
-                url,
-                headers=headers,
-                data=request.body or None,
-                allow_redirects=False,
-                compress=False,
-            )
+            # The session's sock_connect/sock_read timeouts bound the wait for an answer once
+            # the body is sent; while a streamed body is sent, `upload` bounds each step.
+            async with asyncio.timeout(None) as deadline:
+                data = (request.body or None) if upload is None else upload.chunks(deadline)
+                response = await session.request(
+                    request.method,
+                    url,
+                    headers=headers,
+                    data=data,
+                    allow_redirects=False,
+                    compress=False,
+                )
+        except TimeoutError as exc:
+            if upload is not None and deadline.expired():
+                raise upload.stalled(self.name) from exc
+            raise self._translate(exc) from exc
         except Exception as exc:
             raise self._translate(exc) from exc
         if response.content.is_eof():

@@ -7,6 +7,7 @@ upstream, and slots and upstream connections come back whatever the client does.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -153,3 +154,19 @@ def test_clients_that_leave_give_back_slots_and_connections(
     # AND a third client is served, not refused for want of a slot
     answer = request(url, build("GET", "/ok", [("Host", "h")]), timeout=ANSWER_WITHIN)
     assert answer.status == 200
+
+
+def test_a_client_that_stops_mid_body_is_ended_within_the_timeout(
+    served: tuple[str, SilentUpstream],
+) -> None:
+    url, upstream = served
+    # GIVEN two clients that send half of their bodies and then nothing, without leaving
+    raw = build("POST", "/upload", [("Host", "h"), ("Content-Length", "10")]) + b"hello"
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: request(url, raw, timeout=ANSWER_WITHIN), range(2)))
+    # THEN each is ended by the gateway within the target's timeout, as a request timeout
+    assert [answer.status for answer in answers] == [408, 408]
+    assert json.loads(answers[0].body)["error"] == "request_timeout"
+    # AND their slots and upstream connections come back: a third client is served
+    assert upstream.settled()
+    assert request(url, build("GET", "/ok", [("Host", "h")]), timeout=ANSWER_WITHIN).status == 200

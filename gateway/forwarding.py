@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from gateway.breaker import CircuitBreaker, OnChange
 from gateway.config import Route, Target
-from gateway.errors import CircuitOpen, GatewayError, Overloaded
+from gateway.errors import CircuitOpen, GatewayError, Overloaded, RequestTimeout
 from gateway.limits import ConcurrencyLimit, LimitExceeded
 from gateway.retries import RetryBudget, RetryPolicy
 from gateway.telemetry import Exchange
@@ -40,6 +40,8 @@ class TargetGuard:
     budget: RetryBudget
     breaker: CircuitBreaker | None
     limit: ConcurrencyLimit | None
+    timeout: float = 30.0
+    """The target's timeout: also how long a client may leave a streamed answer unread."""
 
     @classmethod
     def build(cls, target: Target, on_change: OnChange | None = None) -> TargetGuard:
@@ -50,7 +52,7 @@ class TargetGuard:
         limit = None
         if spec.max_concurrency is not None:
             limit = ConcurrencyLimit(spec.max_concurrency, spec.queue_timeout)
-        return cls(spec.retry, RetryBudget(spec.retry), breaker, limit)
+        return cls(spec.retry, RetryBudget(spec.retry), breaker, limit, target.timeout)
 
 
 Upstreams = Callable[[str], tuple[Upstream, TargetGuard]]
@@ -134,7 +136,38 @@ async def _attempt(
         breaker.record(reply.status < 500)
     exchange.answered(reply.status)
     reply.close = _then(reply.close, lambda: slot.__aexit__(None, None, None))
+    if reply.whole is None:
+        reply.body = _while_read(reply, reply.body, guard.timeout)
     return reply
+
+
+_ABANDONING: set[asyncio.Task[None]] = set()
+
+
+async def _while_read(
+    reply: UpstreamResponse, body: AsyncIterator[bytes], timeout: float
+) -> AsyncIterator[bytes]:
+    """`body`, given up when the client takes no chunk for `timeout`: a client that stops
+    reading (without leaving) would otherwise hold the slot and the upstream connection for
+    as long as it stays. The answer is then cut short, as an upstream's death would cut it."""
+    loop = asyncio.get_running_loop()
+    abandoned = False
+
+    def abandon() -> None:
+        nonlocal abandoned
+        abandoned = True
+        closing = asyncio.ensure_future(reply.close())
+        _ABANDONING.add(closing)
+        closing.add_done_callback(_ABANDONING.discard)
+
+    async for chunk in body:
+        timer = loop.call_later(timeout, abandon)
+        try:
+            yield chunk
+        finally:
+            timer.cancel()
+        if abandoned:
+            raise RequestTimeout(f"the client read nothing of the answer for {timeout:g}s")
 
 
 async def _whole_if_small(reply: UpstreamResponse) -> UpstreamResponse:

@@ -23,6 +23,8 @@ from tests.rawhttp import build, host_port, request
 from tests.servers import raw_tcp_upstream
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+BIG = 32 * 1024 * 1024
+BIG_HEAD = f"HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n".encode()
 # Bounds for the test itself, well above the target's 2 s: a hang fails, it does not block.
 ANSWER_WITHIN = 8.0
 SETTLE_WITHIN = 8.0
@@ -30,8 +32,9 @@ SETTLE_WITHIN = 8.0
 
 @dataclass
 class SilentUpstream:
-    """Answers `GET /ok` at once; to anything else says nothing (no 100, no answer) and keeps
-    the connection until the gateway closes it (or 20 s pass). Counts those it holds."""
+    """Answers `GET /ok` at once and `GET /big` with 32 MB; to anything else says nothing (no
+    100, no answer) and keeps the connection until the gateway closes it (or 20 s pass).
+    Counts the connections it holds (for /big: until all is sent or the gateway lets go)."""
 
     heads: list[bytes] = field(default_factory=list)
     held: int = 0
@@ -51,6 +54,10 @@ class SilentUpstream:
                             self.heads.append(head)
                         if head.startswith(b"GET /ok "):
                             conn.sendall(OK)
+                        elif head.startswith(b"GET /big "):
+                            holding = True
+                            self._count(+1)
+                            conn.sendall(BIG_HEAD + bytes(BIG))
                         elif not holding:
                             holding = True
                             self._count(+1)
@@ -170,3 +177,26 @@ def test_a_client_that_stops_mid_body_is_ended_within_the_timeout(
     # AND their slots and upstream connections come back: a third client is served
     assert upstream.settled()
     assert request(url, build("GET", "/ok", [("Host", "h")]), timeout=ANSWER_WITHIN).status == 200
+
+
+def test_a_client_that_stops_reading_gives_back_its_slot(
+    served: tuple[str, SilentUpstream],
+) -> None:
+    url, upstream = served
+    # GIVEN two clients that ask for a large answer, read its first bytes, then stop reading
+    # without leaving
+    clients = []
+    for _ in range(2):
+        sock = socket.create_connection(host_port(url), timeout=ANSWER_WITHIN)
+        sock.sendall(build("GET", "/big", [("Host", "h")]))
+        assert sock.recv(1024).startswith(b"HTTP/1.1 200 ")
+        clients.append(sock)
+    try:
+        # THEN within the target's timeout the gateway lets go of both upstream connections
+        assert upstream.settled()
+        # AND of both slots: a third client is served
+        answer = request(url, build("GET", "/ok", [("Host", "h")]), timeout=ANSWER_WITHIN)
+        assert answer.status == 200
+    finally:
+        for sock in clients:
+            sock.close()

@@ -1,5 +1,5 @@
-"""The `gateway` command: check, explain, edit and roll out a route table; serve Lambda
-handlers locally."""
+"""The `gateway` command: serve the gateway; check, explain, edit and roll out a route table;
+serve Lambda handlers locally."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from gateway import local_lambda
+from gateway import local_lambda, serve
 from gateway.admin_credentials import ENV_KEY, admin_headers
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.edits import add_edit_verbs
@@ -104,7 +104,11 @@ def cmd_hash_key(_: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    top.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     verbs = top.add_subparsers(dest="verb", required=True)
+    served = verbs.add_parser("serve", help="serve the gateway under uvicorn, set up as it needs")
+    serve.add_arguments(served)
+    served.set_defaults(run=serve.run)
     validate = verbs.add_parser("validate", help="check a routes.yaml; exit 1 listing problems")
     validate.add_argument("file", nargs="?", default=DEFAULT_FILE)
     validate.set_defaults(run=cmd_validate)
@@ -126,6 +130,15 @@ def parser() -> argparse.ArgumentParser:
     local_lambda.add_arguments(local)
     local.set_defaults(run=local_lambda.run)
     return top
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("strangler-gateway")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

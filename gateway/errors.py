@@ -109,6 +109,12 @@ class UpstreamTimeout(GatewayError):
     status_code, code = 504, "upstream_timeout"
 
 
+class RequestTimeout(GatewayError):
+    """The client's body stopped coming for longer than the target's timeout."""
+
+    status_code, code = 408, "request_timeout"
+
+
 class ConnectTimedOut(UpstreamTimeout):
     code = "upstream_connect_timeout"
     never_sent = True

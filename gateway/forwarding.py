@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from gateway.breaker import CircuitBreaker, OnChange
 from gateway.config import Route, Target
-from gateway.errors import CircuitOpen, GatewayError, Overloaded
+from gateway.errors import CircuitOpen, GatewayError, Overloaded, RequestTimeout
 from gateway.limits import ConcurrencyLimit, LimitExceeded
 from gateway.retries import RetryBudget, RetryPolicy
 from gateway.telemetry import Exchange
@@ -26,6 +26,10 @@ from gateway.upstreams.base import Upstream, UpstreamRequest, UpstreamResponse
 
 FALLBACK_STATUSES = frozenset({502, 503, 504})
 WHOLE_BELOW = 64 * 1024
+# How long a small answer's body may take to arrive after its head and still be read whole
+# (a clean 502 if the upstream dies in it); past that it streams, so a slow drip's first byte
+# waits at most this long. See bench/drip_bench.py for both sides of the trade.
+WHOLE_WITHIN = 0.05
 
 
 @dataclass(slots=True)
@@ -36,6 +40,8 @@ class TargetGuard:
     budget: RetryBudget
     breaker: CircuitBreaker | None
     limit: ConcurrencyLimit | None
+    timeout: float = 30.0
+    """The target's timeout: also how long a client may leave a streamed answer unread."""
 
     @classmethod
     def build(cls, target: Target, on_change: OnChange | None = None) -> TargetGuard:
@@ -46,7 +52,7 @@ class TargetGuard:
         limit = None
         if spec.max_concurrency is not None:
             limit = ConcurrencyLimit(spec.max_concurrency, spec.queue_timeout)
-        return cls(spec.retry, RetryBudget(spec.retry), breaker, limit)
+        return cls(spec.retry, RetryBudget(spec.retry), breaker, limit, target.timeout)
 
 
 Upstreams = Callable[[str], tuple[Upstream, TargetGuard]]
@@ -130,25 +136,100 @@ async def _attempt(
         breaker.record_status(reply.status)
     exchange.answered(reply.status)
     reply.close = _then(reply.close, lambda: slot.__aexit__(None, None, None))
+    if reply.whole is None:
+        reply.body = _while_read(reply, reply.body, guard.timeout)
     return reply
 
 
+_ABANDONING: set[asyncio.Task[None]] = set()
+
+
+async def _while_read(
+    reply: UpstreamResponse, body: AsyncIterator[bytes], timeout: float
+) -> AsyncIterator[bytes]:
+    """`body`, given up when the client takes no chunk for `timeout`: a client that stops
+    reading (without leaving) would otherwise hold the slot and the upstream connection for
+    as long as it stays. The answer is then cut short, as an upstream's death would cut it."""
+    loop = asyncio.get_running_loop()
+    abandoned = False
+
+    def abandon() -> None:
+        nonlocal abandoned
+        abandoned = True
+        closing = asyncio.ensure_future(reply.close())
+        _ABANDONING.add(closing)
+        closing.add_done_callback(_ABANDONING.discard)
+
+    async for chunk in body:
+        timer = loop.call_later(timeout, abandon)
+        try:
+            yield chunk
+        finally:
+            timer.cancel()
+        if abandoned:
+            raise RequestTimeout(f"the client read nothing of the answer for {timeout:g}s")
+
+
 async def _whole_if_small(reply: UpstreamResponse) -> UpstreamResponse:
-    """Read a small answer of known length before anything is sent to the client, so an
-    upstream that dies between its head and its body is a clean 502 (or a retry, or a
-    fallback), not a connection cut short. Large or unsized answers stream as they come."""
+    """Read a small answer of known length whole before anything is sent to the client, if it
+    all arrives within WHOLE_WITHIN of its head: then an upstream that dies between its head
+    and its body is a clean 502 (or a retry, or a fallback), not a connection cut short, and
+    the pooled connection is free before the client is answered. An answer still coming after
+    that (a slow drip) streams on from what has arrived, so the client's first byte waits at
+    most WHOLE_WITHIN. Large or unsized answers stream as they come."""
     if reply.whole is not None:
         return reply
     length = next((v for k, v in reply.headers if k == b"content-length"), None)
     if length is None or not length.isdigit() or int(length) > WHOLE_BELOW:
         return reply
+    body = aiter(reply.body)
+    chunks: list[bytes] = []
+    deadline = asyncio.get_running_loop().time() + WHOLE_WITHIN
+    pending: asyncio.Future[bytes | None] | None = None
     try:
-        body = b"".join([chunk async for chunk in reply.body])
+        while True:
+            # Not wait_for: cancelling a body iterator mid-read would end it; a pending read
+            # left alone becomes the first read of the stream instead.
+            pending = asyncio.ensure_future(_next(body))
+            remaining = deadline - asyncio.get_running_loop().time()
+            done, _ = await asyncio.wait({pending}, timeout=max(0.0, remaining))
+            if not done:
+                reply.body = _resumed(chunks, pending, body)
+                return reply
+            chunk, pending = pending.result(), None
+            if chunk is None:
+                break
+            chunks.append(chunk)
     except BaseException:
+        if pending is not None:
+            pending.cancel()
         await reply.close()
         raise
     await reply.close()
-    return UpstreamResponse.complete(reply.status, reply.headers, body)
+    return UpstreamResponse.complete(reply.status, reply.headers, b"".join(chunks))
+
+
+async def _next(body: AsyncIterator[bytes]) -> bytes | None:
+    try:
+        return await anext(body)
+    except StopAsyncIteration:
+        return None
+
+
+async def _resumed(
+    read: list[bytes], pending: asyncio.Future[bytes | None], rest: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    try:
+        for chunk in read:
+            yield chunk
+        first = await pending
+    finally:
+        pending.cancel()
+    if first is None:
+        return
+    yield first
+    async for chunk in rest:
+        yield chunk
 
 
 class _NoSlot:

@@ -13,6 +13,9 @@ RawHeaders = list[tuple[bytes, bytes]]
 HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
 )
+# Never forwarded: the gateway holds or streams the body already, and an upstream client told
+# to wait for `100 Continue` waits on servers that never send it.
+REQUEST_ONLY_HERE = frozenset({b"expect"})
 GATEWAY_PREFIX = b"x-gateway-"
 
 
@@ -31,8 +34,8 @@ def _is_hop_by_hop(name: bytes, named: set[bytes]) -> bool:
 def request_headers(
     headers: Iterable[tuple[bytes, bytes]], forwarded_for: bytes | str | None, scheme: str
 ) -> RawHeaders:
-    """What the upstream receives: hop-by-hop, Host and client-sent x-gateway-* dropped,
-    X-Forwarded-* set by the gateway.
+    """What the upstream receives: hop-by-hop, Expect, Host and client-sent x-gateway-*
+    dropped, X-Forwarded-* set by the gateway.
 
     The client's own X-Forwarded-For never goes on as sent: `forwarded_for` is the whole
     chain to send (`normalize.forwarded_for`: the entries trusted proxies vouch for, then
@@ -47,6 +50,7 @@ def request_headers(
             host = value
         elif (
             name in (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
+            or name in REQUEST_ONLY_HERE
             or _is_hop_by_hop(name, named)
             or name.startswith(GATEWAY_PREFIX)
         ):

@@ -207,19 +207,19 @@ async def respond(
     sent = 0
     try:
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-        # One chunk behind, so the last one goes out with more_body=False: a small answer
-        # costs one body message, not two.
-        held = b""
+        # Each chunk goes out as it comes (a drip's first byte is not held back for the
+        # next); the one that completes a known length is the last message.
+        length = _length(reply)
         async for chunk in reply.body:
             if watcher is not None and watcher.done():
                 exchange.status = CLIENT_CLOSED
                 return sent
-            if held:
-                await send({"type": "http.response.body", "body": held, "more_body": True})
-                sent += len(held)
-            held = chunk
-        await send({"type": "http.response.body", "body": held, "more_body": False})
-        sent += len(held)
+            sent += len(chunk)
+            done = length is not None and sent >= length
+            await send({"type": "http.response.body", "body": chunk, "more_body": not done})
+            if done:
+                return sent
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
     except GatewayError as error:
         # Headers are gone already: all that is left is to cut the connection short.
         logger.warning("upstream failed mid-answer on route %s: %s", exchange.route, error)
@@ -229,6 +229,13 @@ async def respond(
             watcher.cancel()
         await reply.close()
     return sent
+
+
+def _length(reply: UpstreamResponse) -> int | None:
+    for name, value in reply.headers:
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return None
 
 
 def _watch_disconnect(reader: BodyReader, reply: UpstreamResponse) -> asyncio.Task[None] | None:

@@ -8,6 +8,7 @@ path and query go out byte for byte (`encoded=True`). The choice stays behind `U
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ from gateway.errors import (
 )
 from gateway.headers import response_headers
 from gateway.upstreams.base import UpstreamRequest, UpstreamResponse
+from gateway.upstreams.header_bytes import header_pairs
+from gateway.upstreams.upload import Upload
 
 if TYPE_CHECKING:
     import aiohttp
@@ -29,7 +32,6 @@ if TYPE_CHECKING:
 # connection the upstream is about to close.
 KEEPALIVE_SECONDS = 4.0
 POOL_LIMIT = 1024
-WHOLE_BELOW = 64 * 1024
 # aiohttp adds these when absent; a proxy must not invent request headers.
 SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
@@ -55,7 +57,9 @@ class HttpUpstream:
         import aiohttp
 
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
+            from gateway.upstreams.strict_heads import strict_connector
+
+            connector = strict_connector(
                 limit=POOL_LIMIT, keepalive_timeout=KEEPALIVE_SECONDS, enable_cleanup_closed=True
             )
             self._session = aiohttp.ClientSession(
@@ -73,33 +77,44 @@ class HttpUpstream:
     async def forward(self, request: UpstreamRequest) -> UpstreamResponse:
         session = self._client()
         url = _URL((self._base + request.target_path_qs()).decode("latin-1"), encoded=True)
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers]
+        headers = header_pairs(request.headers)
+        upload = None if isinstance(request.body, bytes) else Upload(request.body, self._timeout)
         try:
-            # The session's sock_connect/sock_read timeouts bound the wait for an answer.
-            response = await session.request(
-                request.method,
-                url,
-                headers=headers,
-                data=request.body or None,
-                allow_redirects=False,
-                compress=False,
-            )
+            # The session's sock_connect/sock_read timeouts bound the wait for an answer once
+            # the body is sent; while a streamed body is sent, `upload` bounds each step.
+            async with asyncio.timeout(None) as deadline:
+                data = (request.body or None) if upload is None else upload.chunks(deadline)
+                response = await session.request(
+                    request.method,
+                    url,
+                    headers=headers,
+                    data=data,
+                    allow_redirects=False,
+                    compress=False,
+                )
+        except TimeoutError as exc:
+            if upload is not None and deadline.expired():
+                raise upload.stalled(self.name) from exc
+            raise self._translate(exc) from exc
         except Exception as exc:
             raise self._translate(exc) from exc
-        answer_headers = response_headers(response.raw_headers)
-        length = response.content_length
-        if length is not None and length <= WHOLE_BELOW:
-            # Small and sized: read it now, so a cut-short body is a clean error, not a
-            # broken answer, and the pooled connection is free before the client is answered.
+        if response.content.is_eof():
+            # The whole body came with the head (most small answers): take it as it is.
             try:
                 body = await response.read()
             except Exception as exc:
                 response.close()
                 raise self._translate(exc) from exc
             response.release()
-            return UpstreamResponse.complete(response.status, answer_headers, body)
+            answer = response_headers(response.raw_headers)
+            return UpstreamResponse.complete(response.status, answer, body)
+        # Still coming: a small one is read whole if it arrives soon (forwarding.py), the rest
+        # streams as it comes.
         return UpstreamResponse(
-            response.status, answer_headers, self._stream(response), self._closer(response)
+            response.status,
+            response_headers(response.raw_headers),
+            self._stream(response),
+            self._closer(response),
         )
 
     async def _stream(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:

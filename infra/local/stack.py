@@ -1,5 +1,5 @@
 """The local stack on loopback: legacy stub, orders-v2 (under uvicorn and as a Lambda behind
-the local Invoke API) and the gateway under uvicorn.
+the local Invoke API) and the gateway under `gateway serve`.
 
 Run with `make run`. Ctrl-C stops everything it started.
 """
@@ -40,14 +40,9 @@ SERVICES: list[tuple[str, int, list[str], dict[str, str]]] = [
     (
         "gateway",
         GATEWAY_PORT,
-        [
-            *UVICORN,
-            "--port",
-            str(GATEWAY_PORT),
-            "--no-proxy-headers",
-            "--no-server-header",
-            "gateway.app:app",
-        ],
+        # `gateway serve`: uvicorn as the gateway needs it (no Date/Server of its own, no
+        # proxy-header rewriting, its access log off for the gateway's JSON lines).
+        [sys.executable, "-m", "gateway.cli", "serve", "--host", HOST, "--port", str(GATEWAY_PORT)],
         {
             "GATEWAY_CONFIG": os.environ.get("GATEWAY_CONFIG", str(ROOT / "routes.yaml")),
             # boto3 signs invokes even locally; these reach only the local Invoke API.

@@ -8,6 +8,9 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap
 
 from gateway.config import ConfigProblem
+from gateway.config_bounds import short_message
+
+MAX_PROBLEMS = 100
 
 
 class Checker:
@@ -18,7 +21,12 @@ class Checker:
         self.problems: list[ConfigProblem] = []
 
     def problem(self, line: int, where: str, message: str) -> None:
-        self.problems.append(ConfigProblem(self.source, line, where, message))
+        # Bounded in count and length: a bad file never makes a megabyte of errors.
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(ConfigProblem(self.source, line, where, short_message(message)))
+        elif len(self.problems) == MAX_PROBLEMS:
+            more = ConfigProblem(self.source, line, "config", "more problems; fix these first")
+            self.problems.append(more)
 
     def unknown_keys(self, node: CommentedMap, allowed: tuple[str, ...], where: str) -> None:
         for key in node:

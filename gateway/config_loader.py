@@ -15,6 +15,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from gateway import config_bounds as bounds
 from gateway import config_sections as sections
 from gateway.config import (
     RESERVED_PREFIX,
@@ -40,18 +41,33 @@ WEIGHT_TOLERANCE = 1e-6
 
 
 def load_file(path: str) -> GatewayConfig:
+    return load_text(read_bounded(path), path)
+
+
+def read_bounded(path: str) -> str:
+    """The file's text, read no further than the size cap allows (a 10 GB file costs 4 MiB)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as handle:
+            data = handle.read(bounds.max_bytes() + 1)
+        # Past the cap the text is refused for its size, not for a character cut in two.
+        text = data.decode("utf-8", "strict" if len(data) <= bounds.max_bytes() else "replace")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([ConfigProblem(path, 0, "file", f"cannot read: {exc}")]) from exc
-    return load_text(text, path)
+        reason = bounds.excerpt(str(exc))
+        raise ConfigError([ConfigProblem(path, 0, "file", f"cannot read: {reason}")]) from exc
+    return text
 
 
 def load_text(text: str, source: str) -> GatewayConfig:
     checker = Checker(source)
+    too_large = bounds.size_problem(len(text.encode("utf-8", "surrogatepass")))
+    if too_large is not None:
+        raise ConfigError([ConfigProblem(source, 0, "file", too_large)])
     document = _parse_yaml(text, checker)
     if checker.problems:
         raise ConfigError(checker.problems)
+    too_costly = bounds.expansion_problem(document)
+    if too_costly is not None:
+        raise ConfigError([ConfigProblem(source, 0, "yaml", too_costly)])
     if not isinstance(document, CommentedMap):
         checker.problem(node_line(document), "config", "must be a mapping with targets and routes")
         raise ConfigError(checker.problems)

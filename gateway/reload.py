@@ -84,6 +84,7 @@ class Reloader:
             return self._refuse(str(exc), digest)
         if config.version == self.holder.current.config.version:
             return []
+        warn_if_weaker(self.holder.current.config, config, self.source.description)
         runtime, retired = rebuild(self.holder.current, config, self.on_breaker_change)
         self.holder.current = runtime
         self.last_error = self._refused = None
@@ -147,6 +148,27 @@ class Reloader:
         finally:
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
                 loop.remove_signal_handler(signal.SIGHUP)
+
+
+def warn_if_weaker(old: GatewayConfig, new: GatewayConfig, description: str) -> None:
+    """Say loudly when a reload drops routes or drops or changes a route's `auth`: a table
+    cut short (a file read mid-write, a bad merge) would otherwise open protected paths."""
+    before = {route.name: route for route in old.routes}
+    after = {route.name: route for route in new.routes}
+    dropped = sorted(set(before) - set(after))
+    if dropped:
+        logger.warning(
+            "reload of %s drops %d route(s): %s", description, len(dropped), ", ".join(dropped)
+        )
+    weaker = sorted(
+        name
+        for name, route in before.items()
+        if route.auth is not None and name in after and after[name].auth != route.auth
+    )
+    if weaker:
+        logger.warning(
+            "reload of %s removes or changes auth on route(s): %s", description, ", ".join(weaker)
+        )
 
 
 async def close_all(upstreams: list[Closeable]) -> None:

@@ -65,6 +65,7 @@ def test_rewrites_under_load_drop_nothing_and_traffic_follows(
 ) -> None:
     # GIVEN a gateway watching its file every 100 ms, under a bounded loopback load
     monkeypatch.setenv("GATEWAY_CONFIG_TTL", "0.1")
+    monkeypatch.setenv("GATEWAY_CONFIG_SETTLE", "0.05")  # replaced atomically: whole at once
     path = Path(write_config(tmp_path, split_table(legacy_url, orders_v2_url, 100)))
     with serve_in_thread(create_app(str(path))) as url:
         stop_at = time.monotonic() + LOAD_SECONDS
@@ -93,6 +94,7 @@ def test_broken_file_is_refused_and_the_last_good_table_serves(
 ) -> None:
     # GIVEN a gateway on a valid table
     monkeypatch.setenv("GATEWAY_CONFIG_TTL", "0.1")
+    monkeypatch.setenv("GATEWAY_CONFIG_SETTLE", "0.05")  # replaced atomically: whole at once
     path = Path(write_config(tmp_path, split_table(legacy_url, orders_v2_url, 100)))
     with serve_in_thread(create_app(str(path))) as url:
         before = httpx.get(f"{url}/_gateway/routes").json()

@@ -90,9 +90,10 @@ def _trusted_proxies(document: CommentedMap, checker: Checker) -> tuple[str, ...
         return ()
     for item in value:
         try:
-            ipaddress.ip_network(str(item), strict=False)
-        except ValueError:
-            checker.problem(line, "trusted_proxies", f"{item!r} is not an address or CIDR block")
+            # strict, as the gateway reads it: 10.0.0.1/8 is a typo for 10.0.0.0/8 or 10.0.0.1
+            ipaddress.ip_network(str(item).strip(), strict=True)
+        except ValueError as exc:
+            checker.problem(line, "trusted_proxies", f"{bounds.excerpt(str(item))!r}: {exc}")
     return tuple(str(item) for item in value)
 
 
@@ -205,6 +206,9 @@ def _path(
     line = key_line(spec, key)
     if not isinstance(value, str) or not value.startswith("/"):
         checker.problem(line, f"{where}.{key}", f"{value!r} must start with '/'")
+        return None
+    if not value.isascii():
+        checker.problem(line, f"{where}.{key}", f"{value!r}: ASCII only (paths are matched raw)")
         return None
     segments = value.strip("/").split("/")
     if any(c in value for c in "?#%\\ ") or "//" in value or {".", ".."} & set(segments):

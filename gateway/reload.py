@@ -83,9 +83,17 @@ class Reloader:
         except ConfigError as exc:
             return self._refuse(str(exc), digest)
         if config.version == self.holder.current.config.version:
+            self.last_error = self._refused = None  # the file is back to the table in use
             return []
+        return self._swap(config, digest)
+
+    def _swap(self, config: GatewayConfig, digest: str) -> list[Closeable]:
         warn_if_weaker(self.holder.current.config, config, self.source.description)
-        runtime, retired = rebuild(self.holder.current, config, self.on_breaker_change)
+        try:
+            runtime, retired = rebuild(self.holder.current, config, self.on_breaker_change)
+        except Exception as exc:  # the loader's checks should make this unreachable
+            logger.exception("building the table from %s failed", self.source.description)
+            return self._refuse(f"cannot build the table: {type(exc).__name__}", digest)
         self.holder.current = runtime
         self.last_error = self._refused = None
         logger.warning(

@@ -6,7 +6,9 @@ import asyncio
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
@@ -107,6 +109,34 @@ def test_broken_file_is_refused_and_the_last_good_table_serves(
     assert routes["version"] == before["version"]
     assert "spilt" in routes["last_reload_error"] and ":8:" in routes["last_reload_error"]
     assert served.headers["x-gateway-target"] == "legacy"
+
+
+def test_a_refused_reload_is_shown_until_the_file_is_fixed(
+    tmp_path: Path, legacy_url: str, orders_v2_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a gateway on a valid table
+    monkeypatch.setenv("GATEWAY_CONFIG_TTL", "0.1")
+    monkeypatch.setenv("GATEWAY_CONFIG_SETTLE", "0.05")  # replaced atomically: whole at once
+    good = split_table(legacy_url, orders_v2_url, 100)
+    path = Path(write_config(tmp_path, good))
+    with serve_in_thread(create_app(str(path))) as url:
+        # WHEN a table the gateway could not run (a zero rate) replaces it, then the old one
+        replace_file(path, good.replace("path: /api/orders", "path: /api/orders\n    rate: 0/s"))
+        refused = wait_for_routes(url, lambda routes: routes["last_reload_error"] is not None)
+        replace_file(path, good)
+        fixed = wait_for_routes(url, lambda routes: routes["last_reload_error"] is None)
+    # THEN the refusal named the field and line, and the fixed file cleared it
+    assert ":8: routes[0:orders].rate" in refused["last_reload_error"]
+    assert fixed["last_reload_error"] is None and fixed["version"] == refused["version"]
+
+
+def wait_for_routes(url: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    deadline = time.monotonic() + 5
+    routes: dict[str, Any] = httpx.get(f"{url}/_gateway/routes").json()
+    while not done(routes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        routes = httpx.get(f"{url}/_gateway/routes").json()
+    return routes
 
 
 def test_sighup_reloads_at_once(tmp_path: Path, legacy_url: str, orders_v2_url: str) -> None:

@@ -4,6 +4,7 @@ a valid, smaller table without the later routes and their `auth`."""
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections import Counter
@@ -16,7 +17,7 @@ import pytest
 from gateway.app import create_app
 from gateway.auth import hash_api_key
 from legacy_stub.app import create_app as legacy_app
-from tests.servers import serve_in_thread, write_config
+from tests.servers import free_port, serve_in_thread, serve_process, write_config
 
 KEY = "partial-write-test-key-0123456789"
 WRITES = 4
@@ -114,3 +115,34 @@ def test_a_reload_that_drops_routes_or_auth_is_logged_loudly(
     # THEN the reload went through, and a WARNING named the route it dropped
     dropped = [r for r in caplog.records if "drops 1 route(s): admin" in r.getMessage()]
     assert dropped and dropped[0].levelno == logging.WARNING
+
+
+def test_sighup_mid_write_never_loads_the_prefix(legacy: str, tmp_path: Path) -> None:
+    # GIVEN a gateway process that reloads only on SIGHUP, the admin route protected
+    path = Path(write_config(tmp_path, public_part(legacy) + protected_part()))
+    port = free_port()
+    argv = ["-m", "uvicorn", "gateway.app:app", "--port", str(port), "--no-proxy-headers"]
+    env = {"GATEWAY_CONFIG": str(path), "GATEWAY_CONFIG_TTL": "3600", "GATEWAY_ACCESS_LOG": "off"}
+    with serve_process(argv, port, env=env) as process, httpx.Client(timeout=5) as client:
+        url = f"http://127.0.0.1:{port}"
+        before = client.get(f"{url}/_gateway/routes").json()["version"]
+        # WHEN the file is written in place and SIGHUP arrives while only a prefix is written
+        with path.open("w", encoding="utf-8") as handle:
+            handle.write("# rewritten\n" + public_part(legacy))
+            handle.flush()
+            process.send_signal(signal.SIGHUP)
+            during = [client.get(f"{url}/echo/admin").status_code for _ in range(20)]
+            time.sleep(PAUSE_SECONDS)
+            handle.write(protected_part())
+        after = [client.get(f"{url}/echo/admin").status_code for _ in range(20)]
+        # ...and once more after the write is done
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        version = before
+        while version == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+            version = client.get(f"{url}/_gateway/routes").json()["version"]
+        final = client.get(f"{url}/echo/admin").status_code
+    # THEN the prefix was never served: the protected path stayed 401 throughout
+    assert set(during) == {401} and set(after) == {401}
+    assert version != before and final == 401

@@ -28,9 +28,14 @@ class Checker:
             more = ConfigProblem(self.source, line, "config", "more problems; fix these first")
             self.problems.append(more)
 
+    @property
+    def full(self) -> bool:
+        """No more problems will be listed: skip the costly hints (difflib) for them."""
+        return len(self.problems) > MAX_PROBLEMS
+
     def unknown_keys(self, node: CommentedMap, allowed: tuple[str, ...], where: str) -> None:
         for key in node:
-            if key not in allowed:
+            if key not in allowed and not self.full:
                 guess = difflib.get_close_matches(str(key), allowed, n=1)
                 hint = f" (did you mean '{guess[0]}'?)" if guess else ""
                 expected = ", ".join(allowed)

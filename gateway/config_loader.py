@@ -306,6 +306,8 @@ def _weights(
 def _unknown_target(
     checker: Checker, line: int, where: str, name: object, targets: dict[str, Target]
 ) -> None:
+    if checker.full:
+        return
     guess = difflib.get_close_matches(str(name), list(targets), n=1)
     hint = f" (did you mean '{guess[0]}'?)" if guess else ""
     checker.problem(line, where, f"unknown target {name!r}{hint}")

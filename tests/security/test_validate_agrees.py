@@ -5,6 +5,7 @@ with the same ConfigError, never a traceback."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -148,3 +149,26 @@ def test_validate_accepts_exactly_what_the_gateway_serves(
     if judged.returncode != 0:
         assert f"{path}:" in judged.stderr
     assert judged.returncode == (1 if must_refuse else 0), judged.stderr
+
+
+def test_uvicorn_on_a_refused_table_lists_the_problems_and_exits_1(
+    legacy: str, tmp_path: Path
+) -> None:
+    # GIVEN a table validate refuses (a zero rate)
+    path = tmp_path / "routes.yaml"
+    path.write_text(table(legacy, *CORPUS["rate-zero"]))
+    # WHEN `uvicorn gateway.app:app` is started on it
+    started = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "gateway.app:app", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "GATEWAY_CONFIG": str(path)},
+        check=False,
+    )
+    judged = validate(path)
+    # THEN it exits 1 listing the same problems as validate, without a traceback
+    assert started.returncode == 1
+    assert "Traceback" not in started.stderr
+    assert judged.stderr.strip() in started.stderr

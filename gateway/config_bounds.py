@@ -54,15 +54,17 @@ def short_message(message: str) -> str:
     return f"{message[:EXCERPT_CHARS]}…[{len(message) - len(tail) - EXCERPT_CHARS} chars]…{tail}"
 
 
-def expansion_problem(document: object) -> str | None:
-    """Why the loaded tree is too costly to read (aliases, self-reference, depth), or None."""
+def expansion_problem(document: object) -> tuple[str, object] | None:
+    """(why the loaded tree is too costly to read, the top-level key to blame), or None when
+    it is not: aliases expanding it past a small factor, self-reference, depth."""
     sizes: dict[int, int] = {}
     distinct = 0
     # An explicit stack (not recursion): the depth we refuse must not be Python's own limit.
-    stack: list[tuple[object, int, bool]] = [(document, 1, False)]
+    # Each entry: (node, depth, its subtree is done, the top-level key it sits under).
+    stack: list[tuple[object, int, bool, object]] = [(document, 1, False, None)]
     open_nodes: set[int] = set()
     while stack:
-        node, depth, done = stack.pop()
+        node, depth, done, top = stack.pop()
         children = _children(node)
         if children is None:
             continue
@@ -72,22 +74,37 @@ def expansion_problem(document: object) -> str | None:
             sizes[key] = 1 + sum(sizes.get(id(c), 1) for c in children)
             continue
         if key in open_nodes:
-            return "an alias refers to the node that holds it"
+            return "an alias refers to the node that holds it", top
         if key in sizes:
             continue
         if depth > MAX_DEPTH:
-            return f"nested deeper than {MAX_DEPTH} levels"
+            return f"nested deeper than {MAX_DEPTH} levels", top
         distinct += 1 + len(children)
         open_nodes.add(key)
-        stack.append((node, depth, True))
-        stack.extend((child, depth + 1, False) for child in children)
+        stack.append((node, depth, True, top))
+        stack.extend((child, depth + 1, False, top_key) for child, top_key in _under(node, top))
     expanded = sizes.get(id(document), 1)
     if expanded > ALIAS_FACTOR * distinct + ALIAS_SLACK:
-        return (
+        message = (
             f"aliases expand {distinct} values to {expanded}; "
             f"at most {ALIAS_FACTOR}x plus {ALIAS_SLACK} is allowed"
         )
+        return message, _largest(document, sizes)
     return None
+
+
+def _under(node: object, top: object) -> list[tuple[object, object]]:
+    """The node's children, each with the top-level key it sits under (its own, at the top)."""
+    if top is None and isinstance(node, dict):
+        return [pair for key, value in node.items() for pair in ((key, key), (value, key))]
+    return [(child, top) for child in _children(node) or ()]
+
+
+def _largest(document: object, sizes: dict[int, int]) -> object:
+    """The top-level key whose value reads largest."""
+    if not isinstance(document, dict) or not document:
+        return None
+    return max(document, key=lambda key: sizes.get(id(document[key]), 0))
 
 
 def _children(node: object) -> list[object] | None:

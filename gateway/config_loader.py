@@ -67,7 +67,9 @@ def load_text(text: str, source: str) -> GatewayConfig:
         raise ConfigError(checker.problems)
     too_costly = bounds.expansion_problem(document)
     if too_costly is not None:
-        raise ConfigError([ConfigProblem(source, 0, "yaml", too_costly)])
+        message, key = too_costly
+        where = bounds.excerpt(str(key), 40) if key is not None else "yaml"
+        raise ConfigError([ConfigProblem(source, key_line(document, key), where, message)])
     if not isinstance(document, CommentedMap):
         checker.problem(node_line(document), "config", "must be a mapping with targets and routes")
         raise ConfigError(checker.problems)

@@ -119,3 +119,21 @@ def test_fuzzed_hostile_yaml_is_refused_or_loaded_never_a_crash() -> None:
     answer = run_limited(["-m", "tests.security.hostile_fuzz", "80"])
     # THEN each was loaded or refused with a short ConfigError, nothing else escaped
     assert answer.returncode == 0, (answer.stdout + answer.stderr)[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("name", "blamed"),
+    [("laughs-in-trusted-proxies", ":11: trusted_proxies:"), ("nesting-past-64", ":3: x:")],
+    ids=["aliases", "depth"],
+)
+def test_the_refusal_names_the_line_and_key_to_blame(
+    name: str, blamed: str, tmp_path: Path
+) -> None:
+    # GIVEN a hostile table whose cost sits under one top-level key
+    path = tmp_path / "routes.yaml"
+    path.write_text(HOSTILE[name])
+    # WHEN validate refuses it
+    answer = validate(path)
+    # THEN the problem names that key and its line
+    assert answer.returncode == 1
+    assert f"{path}{blamed}" in answer.stderr, answer.stderr

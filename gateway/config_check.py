@@ -8,7 +8,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap
 
 from gateway.config import ConfigProblem
-from gateway.config_bounds import short_message
+from gateway.config_bounds import excerpt, short_message
 
 MAX_PROBLEMS = 100
 
@@ -23,7 +23,8 @@ class Checker:
     def problem(self, line: int, where: str, message: str) -> None:
         # Bounded in count and length: a bad file never makes a megabyte of errors.
         if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(ConfigProblem(self.source, line, where, short_message(message)))
+            where, message = excerpt(where, 120), short_message(message)
+            self.problems.append(ConfigProblem(self.source, line, where, message))
         elif len(self.problems) == MAX_PROBLEMS:
             more = ConfigProblem(self.source, line, "config", "more problems; fix these first")
             self.problems.append(more)

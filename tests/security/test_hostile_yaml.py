@@ -72,6 +72,7 @@ HOSTILE = {
     "huge-scalar-in-a-bad-path":
         TARGET + f"routes: [{{name: r, path: {'a' * 3_000_000}, target: legacy}}]\n",
     "huge-unknown-key": TARGET + ROUTE + f"{'k' * 1_000_000}: 1\n",
+    "huge-explicit-key": TARGET + ROUTE + f"? {'k' * 1_000_000}\n: 1\n",
     "over-the-size-cap": TARGET + ROUTE + "# " + "x" * (5 * 2**20) + "\n",
     "python-object-apply": "targets: !!python/object/apply:os.system ['touch PWNED']\n" + ROUTE,
     "python-name": "targets: {legacy: {url: !!python/name:os.system ''}}\n" + ROUTE,

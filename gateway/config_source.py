@@ -8,6 +8,7 @@ it can be asked often. boto3 is imported only for the remote ones.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 from pathlib import Path
@@ -105,7 +106,8 @@ class S3Source:
             if head.get("ETag") == self._etag:
                 return None
             answer = self._client.get_object(Bucket=self._bucket, Key=self._key)
-            text = answer["Body"].read(max_bytes() + 1).decode("utf-8")
+            data = answer["Body"].read(max_bytes() + 1)
+            text = data.decode("utf-8", "strict" if len(data) <= max_bytes() else "replace")
         except (BotoCoreError, ClientError, UnicodeDecodeError) as exc:
             raise _unreadable(self.description, exc) from exc
         self._etag = answer.get("ETag")
@@ -154,27 +156,30 @@ def source_for(spec: str) -> ConfigSource:
 
 def ttl_for(source: ConfigSource) -> float:
     """GATEWAY_CONFIG_TTL seconds, else the source's own default (1 s files, 60 s remote)."""
-    value = os.environ.get("GATEWAY_CONFIG_TTL")
-    if not value:
+    if not os.environ.get("GATEWAY_CONFIG_TTL"):
         return source.default_ttl
-    try:
-        ttl = float(value)
-    except ValueError as exc:
-        raise ValueError(f"GATEWAY_CONFIG_TTL={value!r} is not a number of seconds") from exc
-    return max(ttl, 0.1)
+    return max(_seconds_from_env("GATEWAY_CONFIG_TTL"), 0.1)
 
 
 def settle_for_env() -> float:
-    """GATEWAY_CONFIG_SETTLE seconds (default 0.5): how long a changed file must stay
-    unchanged before it is loaded; 0 loads a change at once."""
-    value = os.environ.get("GATEWAY_CONFIG_SETTLE")
-    if not value:
+    """GATEWAY_CONFIG_SETTLE seconds (default 0.5, at most 10): how long a changed file must
+    stay unchanged before it is loaded; 0 loads a change at once."""
+    if not os.environ.get("GATEWAY_CONFIG_SETTLE"):
         return SETTLE_SECONDS
+    return min(_seconds_from_env("GATEWAY_CONFIG_SETTLE"), 10.0)
+
+
+def _seconds_from_env(name: str) -> float:
+    """A finite, non-negative number of seconds from `name`, or a ConfigError naming it."""
+    value = os.environ.get(name, "")
     try:
-        settle = float(value)
-    except ValueError as exc:
-        raise ValueError(f"GATEWAY_CONFIG_SETTLE={value!r} is not a number of seconds") from exc
-    return min(max(settle, 0.0), 10.0)
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        problem = f"{excerpt(value)!r} is not a number of seconds"
+        raise ConfigError([ConfigProblem(name, 0, "environment", problem)])
+    return seconds
 
 
 def load_from(source: ConfigSource) -> GatewayConfig:

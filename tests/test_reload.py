@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from gateway.app import create_app
+from gateway.config import ConfigError
 from gateway.config_source import S3Source, SsmSource
 from gateway.reload import Reloader, RuntimeHolder
 from gateway.runtime import build_runtime
@@ -215,3 +216,19 @@ def test_ssm_config_swaps_when_valid_and_keeps_the_old_when_not(
     assert refused[0] == (("legacy", 90.0), ("orders-v2", 10.0))
     assert refused[1] is not None and "orders-v3" in refused[1]
     assert reloader.holder.current.config.routes[0].split == (("legacy", 0.0), ("orders-v2", 100.0))
+
+
+@pytest.mark.parametrize("name", ["GATEWAY_CONFIG_TTL", "GATEWAY_CONFIG_SETTLE"], ids=str.lower)
+@pytest.mark.parametrize("value", ["soon", "nan", "-1"], ids=["word", "nan", "negative"])
+def test_a_bad_reload_setting_is_a_config_problem_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    # GIVEN a valid table and a bad reload setting in the environment
+    path = write_config(tmp_path, "targets: {l: {url: 'http://127.0.0.1:1'}}\n"
+                        "routes: [{name: r, path: /, target: l}]\n")  # fmt: skip
+    monkeypatch.setenv(name, value)
+    # WHEN the gateway is built
+    with pytest.raises(ConfigError) as refused:
+        create_app(path)
+    # THEN the refusal names the variable and the value
+    assert f"{name}:0: environment: '{value}'" in str(refused.value)

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -26,6 +27,7 @@ from gateway.runtime import Runtime, build_runtime
 logger = logging.getLogger("gateway.reload")
 
 RETIRE_GRACE_SECONDS = 60.0
+RELOAD_SWITCH_INTERVAL = 0.0005
 
 
 class RuntimeHolder:
@@ -120,7 +122,15 @@ class Reloader:
 
     async def check_async(self) -> None:
         """One check off the event loop (remote reads block), retiring what it replaced."""
-        retired = await asyncio.to_thread(self.check)
+        # A large table parses for seconds in the worker thread, holding the GIL between
+        # forced switches; a shorter switch interval meanwhile hands it back to the event
+        # loop sooner, so requests served during a reload wait ~0.5 ms, not ~5 ms, per turn.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, RELOAD_SWITCH_INTERVAL))
+        try:
+            retired = await asyncio.to_thread(self.check)
+        finally:
+            sys.setswitchinterval(interval)
         if retired:
             self._retiring.extend(retired)
             asyncio.get_running_loop().call_later(RETIRE_GRACE_SECONDS, self._close_later, retired)

@@ -7,12 +7,14 @@ import os
 import resource
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.servers import ROOT
+from tests.servers import ROOT, free_port, serve_process
 
 MEMORY_LIMIT = 512 * 2**20
 TIME_LIMIT_SECONDS = 30
@@ -138,3 +140,35 @@ def test_the_refusal_names_the_line_and_key_to_blame(
     # THEN the problem names that key and its line
     assert answer.returncode == 1
     assert f"{path}{blamed}" in answer.stderr, answer.stderr
+
+
+def test_a_running_gateway_refuses_an_alias_bomb_in_bounded_memory(tmp_path: Path) -> None:
+    # GIVEN a gateway process serving a valid table, polling its file
+    path = tmp_path / "routes.yaml"
+    path.write_text(TARGET + ROUTE)
+    port = free_port()
+    argv = ["-m", "uvicorn", "gateway.app:app", "--port", str(port), "--no-proxy-headers"]
+    env = {"GATEWAY_CONFIG": str(path), "GATEWAY_CONFIG_TTL": "0.1",
+           "GATEWAY_CONFIG_SETTLE": "0.05", "GATEWAY_ACCESS_LOG": "off"}  # fmt: skip
+    with serve_process(argv, port, env=env) as process:
+        url = f"http://127.0.0.1:{port}/_gateway/routes"
+        # WHEN an alias bomb is renamed over the file
+        bomb = tmp_path / "bomb.yaml"
+        bomb.write_text(HOSTILE["laughs-in-methods"])
+        bomb.replace(path)
+        deadline = time.monotonic() + 10
+        routes = httpx.get(url).json()
+        while routes["last_reload_error"] is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            routes = httpx.get(url).json()
+        peak_kib = int(_status(process.pid)["VmHWM"].split()[0])
+    # THEN the reload was refused with a short reason, and the process stayed small
+    assert routes["last_reload_error"] is not None
+    assert "aliases expand" in routes["last_reload_error"]
+    assert len(routes["last_reload_error"]) < 1000
+    assert peak_kib < 300 * 1024, f"peak {peak_kib // 1024} MiB"
+
+
+def _status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return dict(line.split(":", 1) for line in lines if ":" in line)

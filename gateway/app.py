@@ -10,6 +10,7 @@ import asyncio
 import gc
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,7 +23,7 @@ from gateway.admin import admin_router
 from gateway.admin_guard import AdminGate
 from gateway.asgi import Receive, Scope, Send
 from gateway.breaker import OnChange
-from gateway.config import GatewayConfig
+from gateway.config import ConfigError, GatewayConfig
 from gateway.config_source import load_from, source_for, ttl_for
 from gateway.proxy import Proxy
 from gateway.reload import Reloader, RuntimeHolder
@@ -151,7 +152,13 @@ async def _admin_error(request: Request, exc: Exception) -> JSONResponse:
 
 def __getattr__(name: str) -> Any:
     if name == "app":
-        app = create_app()
+        try:
+            app = create_app()
+        except ConfigError as refusal:
+            # `uvicorn gateway.app:app` on a bad table: the problems, as validate lists
+            # them, and exit 1; not a traceback through uvicorn's importer.
+            print(refusal, file=sys.stderr)
+            raise SystemExit(1) from None
         globals()["app"] = app
         return app
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,10 +14,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
-from urllib.parse import urlsplit
 
 import jwt
 
+from gateway.config_sections import HEADER_NAME as _HEADER_NAME
+from gateway.config_sections import SCOPE_TOKEN as _SCOPE_TOKEN
+from gateway.config_sections import is_safe_url as _is_safe_url
 from gateway.jwks import (
     ALGORITHMS,
     JWKS_MAX_AGE_SECONDS,
@@ -59,9 +61,6 @@ TOKEN_USES: Final = frozenset({"access", "id"})
 MAX_TOKEN_CHARS: Final = 8192
 HASH_PREFIX: Final = "sha256:"
 _HASH = re.compile(r"sha256:[0-9a-f]{64}")
-_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 scope-token
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +113,8 @@ def hash_api_key(key: str) -> str:
 
 
 def auth_problems(auth: Auth) -> list[str]:
-    """What is wrong with `auth`, for the config loader to report next to its other checks."""
+    """What is wrong with `auth` built by hand; routes.yaml gets the same checks, with lines,
+    from the loader (config_sections), which shares these predicates."""
     problems: list[str] = []
     match auth:
         case JwtAuth():
@@ -139,11 +139,6 @@ def auth_problems(auth: Auth) -> list[str]:
             if any(not _HASH.fullmatch(stored) for stored in auth.key_hashes):
                 problems.append("auth.api_keys.keys must be 'sha256:<64 lower-case hex digits>'")
     return problems
-
-
-def _is_safe_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS)
 
 
 def sticky_subject(principal: Principal) -> str | None:

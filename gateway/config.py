@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from gateway.breaker import BreakerPolicy
@@ -224,3 +225,9 @@ def parse_config(text: str, source: str) -> GatewayConfig:
     from gateway.config_loader import load_text
 
     return load_text(text, source)
+
+
+def base_dir(source: str) -> Path:
+    """Where a relative `jwks_file` is found: beside the routes.yaml, else the working dir."""
+    path = Path(source)
+    return path.parent if path.is_file() else Path()

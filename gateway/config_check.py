@@ -8,6 +8,9 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap
 
 from gateway.config import ConfigProblem
+from gateway.config_bounds import excerpt, short_message
+
+MAX_PROBLEMS = 100
 
 
 class Checker:
@@ -18,11 +21,22 @@ class Checker:
         self.problems: list[ConfigProblem] = []
 
     def problem(self, line: int, where: str, message: str) -> None:
-        self.problems.append(ConfigProblem(self.source, line, where, message))
+        # Bounded in count and length: a bad file never makes a megabyte of errors.
+        if len(self.problems) < MAX_PROBLEMS:
+            where, message = excerpt(where, 120), short_message(message)
+            self.problems.append(ConfigProblem(self.source, line, where, message))
+        elif len(self.problems) == MAX_PROBLEMS:
+            more = ConfigProblem(self.source, line, "config", "more problems; fix these first")
+            self.problems.append(more)
+
+    @property
+    def full(self) -> bool:
+        """No more problems will be listed: skip the costly hints (difflib) for them."""
+        return len(self.problems) > MAX_PROBLEMS
 
     def unknown_keys(self, node: CommentedMap, allowed: tuple[str, ...], where: str) -> None:
         for key in node:
-            if key not in allowed:
+            if key not in allowed and not self.full:
                 guess = difflib.get_close_matches(str(key), allowed, n=1)
                 hint = f" (did you mean '{guess[0]}'?)" if guess else ""
                 expected = ", ".join(allowed)

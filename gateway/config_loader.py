@@ -16,6 +16,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from gateway import config_admin
+from gateway import config_bounds as bounds
 from gateway import config_sections as sections
 from gateway.config import (
     RESERVED_PREFIX,
@@ -41,18 +42,35 @@ WEIGHT_TOLERANCE = 1e-6
 
 
 def load_file(path: str) -> GatewayConfig:
+    return load_text(read_bounded(path), path)
+
+
+def read_bounded(path: str) -> str:
+    """The file's text, read no further than the size cap allows (a 10 GB file costs 4 MiB)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as handle:
+            data = handle.read(bounds.max_bytes() + 1)
+        # Past the cap the text is refused for its size, not for a character cut in two.
+        text = data.decode("utf-8", "strict" if len(data) <= bounds.max_bytes() else "replace")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([ConfigProblem(path, 0, "file", f"cannot read: {exc}")]) from exc
-    return load_text(text, path)
+        reason = bounds.excerpt(str(exc))
+        raise ConfigError([ConfigProblem(path, 0, "file", f"cannot read: {reason}")]) from exc
+    return text
 
 
 def load_text(text: str, source: str) -> GatewayConfig:
     checker = Checker(source)
+    too_large = bounds.size_problem(len(text.encode("utf-8", "surrogatepass")))
+    if too_large is not None:
+        raise ConfigError([ConfigProblem(source, 0, "file", too_large)])
     document = _parse_yaml(text, checker)
     if checker.problems:
         raise ConfigError(checker.problems)
+    too_costly = bounds.expansion_problem(document)
+    if too_costly is not None:
+        message, key = too_costly
+        where = bounds.excerpt(str(key), 40) if key is not None else "yaml"
+        raise ConfigError([ConfigProblem(source, key_line(document, key), where, message)])
     if not isinstance(document, CommentedMap):
         checker.problem(node_line(document), "config", "must be a mapping with targets and routes")
         raise ConfigError(checker.problems)
@@ -78,9 +96,10 @@ def _trusted_proxies(document: CommentedMap, checker: Checker) -> tuple[str, ...
         return ()
     for item in value:
         try:
-            ipaddress.ip_network(str(item), strict=False)
-        except ValueError:
-            checker.problem(line, "trusted_proxies", f"{item!r} is not an address or CIDR block")
+            # strict, as the gateway reads it: 10.0.0.1/8 is a typo for 10.0.0.0/8 or 10.0.0.1
+            ipaddress.ip_network(str(item).strip(), strict=True)
+        except ValueError as exc:
+            checker.problem(line, "trusted_proxies", f"{bounds.excerpt(str(item))!r}: {exc}")
     return tuple(str(item) for item in value)
 
 
@@ -195,6 +214,9 @@ def _path(
     if not isinstance(value, str) or not value.startswith("/"):
         checker.problem(line, f"{where}.{key}", f"{value!r} must start with '/'")
         return None
+    if not value.isascii():
+        checker.problem(line, f"{where}.{key}", f"{value!r}: ASCII only (paths are matched raw)")
+        return None
     segments = value.strip("/").split("/")
     if any(c in value for c in "?#%\\ ") or "//" in value or {".", ".."} & set(segments):
         checker.problem(
@@ -291,6 +313,8 @@ def _weights(
 def _unknown_target(
     checker: Checker, line: int, where: str, name: object, targets: dict[str, Target]
 ) -> None:
+    if checker.full:
+        return
     guess = difflib.get_close_matches(str(name), list(targets), n=1)
     hint = f" (did you mean '{guess[0]}'?)" if guess else ""
     checker.problem(line, where, f"unknown target {name!r}{hint}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from ruamel.yaml.comments import CommentedMap
 
@@ -25,7 +26,9 @@ from gateway.config import (
     RateSpec,
     RolloutSpec,
     RolloutState,
+    base_dir,
 )
+from gateway.config_bounds import excerpt
 from gateway.config_check import Checker, key_line
 from gateway.durations import parse_duration
 from gateway.retries import RetryPolicy
@@ -62,6 +65,21 @@ _SIZE_UNITS = {
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
 _RATE_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
 _RATE_UNITS |= {"h": 3600, "hour": 3600}
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 scope-token
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def is_safe_url(url: str) -> bool:
+    """https, or http to this machine only: keys fetched in clear text could be swapped."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    return bool(host) and (
+        parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK_HOSTS)
+    )
 
 
 class Reader:
@@ -246,6 +264,9 @@ def rate(spec: CommentedMap, where: str, checker: Checker) -> RateSpec | None:
         read.fail("rate", f"{value!r} is not a rate (write 100/s, 600/m or 10000/h)")
         return None
     per_second = float(found.group(1)) / _RATE_UNITS[found.group(2)]
+    if not 0 < per_second < float("inf"):
+        read.fail("rate", f"{value!r}: a rate must be more than zero")
+        return None
     burst = read.integer("burst", max(1, round(per_second)))
     key = spec.get("rate_key", "client")
     if not (key in ("client", "jwt:sub") or str(key).startswith("header:")):
@@ -283,11 +304,39 @@ def _jwt(read: Reader) -> JwtSpec | None:
     if (url is None) == (file is None):
         read.fail("jwks_url", "needs exactly one of jwks_url or jwks_file")
         return None
+    scopes = _scopes(read)
+    if not _jwks_source_ok(read, url, file) or scopes is None:
+        return None
+    return JwtSpec(issuer, read.text("audience"), url, file, scopes)
+
+
+def _jwks_source_ok(read: Reader, url: str | None, file: str | None) -> bool:
+    if url is not None and not is_safe_url(url):
+        read.fail("jwks_url", f"{excerpt(url)!r}: must be https (http only to loopback)")
+        return False
+    if file is not None and (why := _jwks_file_problem(file, read.checker.source)):
+        read.fail("jwks_file", why)
+        return False
+    return True
+
+
+def _scopes(read: Reader) -> tuple[str, ...] | None:
     scopes = read.node.get("scopes", [])
     if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
         read.fail("scopes", "a list of scope names")
-        scopes = []
-    return JwtSpec(issuer, read.text("audience"), url, file, tuple(scopes))
+        return None
+    bad = [scope for scope in scopes if not SCOPE_TOKEN.fullmatch(scope)]
+    if bad:
+        read.fail("scopes", f"{excerpt(bad[0])!r} is not a scope (no spaces, quotes or '\\')")
+        return None
+    return tuple(scopes)
+
+
+def _jwks_file_problem(file: str, source: str) -> str | None:
+    """What stops the gateway from reading the keys, checked as it would at start."""
+    from gateway.jwks import check_jwks_file  # PyJWT only for tables that name a JWKS file
+
+    return check_jwks_file(base_dir(source) / file)
 
 
 def _api_keys(read: Reader) -> ApiKeySpec | None:
@@ -300,7 +349,11 @@ def _api_keys(read: Reader) -> ApiKeySpec | None:
     if bad:
         read.fail("keys", "store keys as sha256:<64 hex> hashes (gateway hash-key prints one)")
         return None
-    return ApiKeySpec(str(read.node.get("header", "x-api-key")).lower(), frozenset(keys))
+    header = read.node.get("header", "x-api-key")
+    if not isinstance(header, str) or not HEADER_NAME.fullmatch(header):
+        read.fail("header", f"{excerpt(str(header))!r} is not a header name")
+        return None
+    return ApiKeySpec(header.lower(), frozenset(keys))
 
 
 def limits(spec: CommentedMap, where: str, checker: Checker) -> LimitsSpec:

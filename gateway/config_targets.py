@@ -88,6 +88,9 @@ def _url(spec: CommentedMap, key: str, where: str, checker: Checker) -> str | No
         parts = urlsplit(value) if isinstance(value, str) else None
     except ValueError:
         parts = None
+    if isinstance(value, str) and not value.isascii():
+        checker.problem(key_line(spec, key), f"{where}.{key}", "ASCII only (write IDNA as xn--)")
+        return None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         checker.problem(key_line(spec, key), f"{where}.{key}", f"{value!r} is not an http(s) URL")
         return None

@@ -37,17 +37,44 @@ class JwksError(Exception):
 
 def parse_jwks(data: bytes, source: str) -> dict[str, jwt.PyJWK]:
     """The RS256 and ES256 signing keys of a JWKS document, by `kid`; others are skipped."""
+    keys, skipped = read_jwks(data, source)
+    if skipped:
+        log.warning("JWKS %s: skipped unusable key(s) %s", source, ", ".join(skipped))
+    return keys
+
+
+def read_jwks(data: bytes, source: str) -> tuple[dict[str, jwt.PyJWK], tuple[str, ...]]:
+    """(the usable signing keys by `kid`, a description of each entry skipped).
+
+    One odd entry (`alg: none`, `kty: oct`, a missing modulus) is skipped, never fatal: a
+    provider that publishes one beside its real keys must not take every JWT route down.
+    """
     try:
         document = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise JwksError(f"{source}: not a JSON document") from exc
     entries = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         raise JwksError(f"{source}: no 'keys' list")
-    keys = {entry["kid"]: key for entry in entries if (key := _signing_key(entry)) is not None}
+    keys: dict[str, jwt.PyJWK] = {}
+    skipped: list[str] = []
+    for index, entry in enumerate(entries):
+        key = _signing_key(entry)
+        if key is None:
+            skipped.append(_describe(index, entry))
+        elif isinstance(entry, dict):
+            keys.setdefault(entry["kid"], key)
     if not keys:
         raise JwksError(f"{source}: no usable RS256 or ES256 signing key")
-    return keys
+    return keys, tuple(skipped)
+
+
+def _describe(index: int, entry: object) -> str:
+    """Which entry was skipped, by kid, kty and alg only (short; never key material)."""
+    if not isinstance(entry, dict):
+        return f"#{index} (not an object)"
+    parts = (f"{name}={str(entry.get(name))[:40]!r}" for name in ("kid", "kty", "alg"))
+    return f"#{index} ({' '.join(parts)})"
 
 
 def _signing_key(entry: object) -> jwt.PyJWK | None:
@@ -57,7 +84,7 @@ def _signing_key(entry: object) -> jwt.PyJWK | None:
         return None
     try:
         key = jwt.PyJWK(entry)
-    except jwt.PyJWTError:
+    except Exception:  # PyJWT raises KeyError, TypeError, NotImplementedError on odd entries
         return None
     return key if key.algorithm_name in ALGORITHMS else None
 
@@ -81,7 +108,10 @@ class JwksCache:
             raise ValueError("JwksCache needs exactly one of url and file")
         self._url = url
         self._clock = clock
-        self._keys: dict[str, jwt.PyJWK] = {} if file is None else _read_jwks_file(Path(file))
+        self._skipped: tuple[str, ...] = ()
+        self._keys: dict[str, jwt.PyJWK] = {}
+        if file is not None:
+            self._accept(*read_jwks(_read_jwks_file(Path(file)), str(file)), source=str(file))
         self._fetched_at = -math.inf
         self._attempted_at = -math.inf
         self._lock = asyncio.Lock()
@@ -115,7 +145,7 @@ class JwksCache:
         # Stamped once the attempt is over, not before: coroutines queued on the lock meanwhile
         # then see it and do not fetch again, and a cancelled attempt does not count.
         try:
-            keys = parse_jwks(await self._fetch(), source=str(self._url))
+            keys, skipped = read_jwks(await self._fetch(), source=str(self._url))
         except (aiohttp.ClientError, TimeoutError, JwksError) as exc:
             self._attempted_at = self._clock()
             reason = exc.__class__.__name__ if isinstance(exc, TimeoutError) else exc
@@ -126,8 +156,14 @@ class JwksCache:
                 len(self._keys),
             )
         else:
-            self._keys = keys
+            self._accept(keys, skipped, source=str(self._url))
             self._fetched_at = self._attempted_at = self._clock()
+
+    def _accept(self, keys: dict[str, jwt.PyJWK], skipped: tuple[str, ...], source: str) -> None:
+        # Logged once per key set, not on every refetch of the same document.
+        if skipped and skipped != self._skipped:
+            log.warning("JWKS %s: skipped unusable key(s) %s", source, ", ".join(skipped))
+        self._keys, self._skipped = keys, skipped
 
     async def _fetch(self) -> bytes:
         async with self._client().get(str(self._url), allow_redirects=False) as response:
@@ -156,9 +192,21 @@ class JwksCache:
             self._session = None
 
 
-def _read_jwks_file(path: Path) -> dict[str, jwt.PyJWK]:
+def _read_jwks_file(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            data = handle.read(JWKS_MAX_BYTES + 1)
     except OSError as exc:
         raise JwksError(f"{path}: {exc.strerror}") from exc
-    return parse_jwks(data, source=str(path))
+    if len(data) > JWKS_MAX_BYTES:
+        raise JwksError(f"{path}: larger than {JWKS_MAX_BYTES} bytes")
+    return data
+
+
+def check_jwks_file(path: Path) -> str | None:
+    """Why the gateway could not start on this JWKS file, or None: for the config loader."""
+    try:
+        read_jwks(_read_jwks_file(path), str(path))
+    except JwksError as exc:
+        return str(exc)
+    return None

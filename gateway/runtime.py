@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -14,7 +13,7 @@ from gateway.admin_guard import AdminGuard
 from gateway.admission import RouteGuard
 from gateway.asgi import Scope
 from gateway.breaker import OnChange
-from gateway.config import GatewayConfig, HttpTarget, LambdaTarget, Target
+from gateway.config import GatewayConfig, HttpTarget, LambdaTarget, Target, base_dir
 from gateway.forwarding import TargetGuard
 from gateway.normalize import Network, forwarded_for, parse_trusted
 from gateway.routing import RouteTable
@@ -81,9 +80,9 @@ def build_runtime(
             upstreams[name] = build_upstream(target)
             guards[name] = TargetGuard.build(target, on_breaker_change)
     jwks: dict[str, Any] = {}
-    base_dir = Path(config.source).parent if Path(config.source).is_file() else Path()
-    admissions = {route.name: RouteGuard.build(route, jwks, base_dir) for route in config.routes}
-    admin = AdminGuard.build(config.admin, jwks, base_dir)
+    files = base_dir(config.source)
+    admissions = {route.name: RouteGuard.build(route, jwks, files) for route in config.routes}
+    admin = AdminGuard.build(config.admin, jwks, files)
     if reuse is not None:
         _carry_over(reuse, config, admissions)
         if reuse.config.admin == config.admin:

@@ -142,9 +142,13 @@ def test_a_valid_token_gives_its_subject_and_scopes(
     assert sticky_subject(principal) == "user-42"
 
 
-NOW = int(time.time())
+def now() -> int:
+    """Read when a token is made, not at import: a long session must not age the tokens."""
+    return int(time.time())
+
+
 ACCEPTED = [
-    pytest.param(claims(exp=NOW - 10), id="expired-within-leeway"),
+    pytest.param(lambda: claims(exp=now() - 10), id="expired-within-leeway"),
     pytest.param(claims(aud=["other-api", AUDIENCE]), id="aud-list"),
     pytest.param(
         claims(aud=None, client_id=AUDIENCE, token_use="access", scope="orders.read"),
@@ -162,7 +166,8 @@ def test_accepted_token_shapes(shared_jwks: tuple[str, JwksServer], payload: Any
     url, _ = shared_jwks
 
     # WHEN it is authenticated
-    principal = authenticate(url, bearer(RSA.sign(payload)))
+    token = RSA.sign(payload() if callable(payload) else payload)
+    principal = authenticate(url, bearer(token))
 
     # THEN it is let through with the configured scope
     assert "orders.read" in principal.scopes
@@ -194,8 +199,8 @@ def _tampered() -> str:
 
 
 REJECTED: list[Any] = [
-    pytest.param(lambda: RSA.sign(claims(exp=NOW - 120)), "token expired", id="expired"),
-    pytest.param(lambda: RSA.sign(claims(nbf=NOW + 120)), "token not yet valid", id="not-yet"),
+    pytest.param(lambda: RSA.sign(claims(exp=now() - 120)), "token expired", id="expired"),
+    pytest.param(lambda: RSA.sign(claims(nbf=now() + 120)), "token not yet valid", id="not-yet"),
     pytest.param(
         lambda: RSA.sign(claims(iss="https://evil.example")),
         "token from another issuer",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import FrozenInstanceError
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -444,3 +445,28 @@ def test_numeric_header_value_keeps_its_written_text_or_is_refused() -> None:
 
     # THEN the route compares against the text as written ("1.10"), not float 1.1
     assert config.routes[0].headers == (("x-api-version", "1.10"),)
+
+
+def test_past_the_listed_problems_no_hint_is_computed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a table naming 500 unknown targets among 500 known ones (a difflib hint for each
+    # made loading quadratic: 3,000 x 3,000 took 14 s)
+    import difflib
+
+    calls = 0
+    close_matches = difflib.get_close_matches
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return close_matches(*args, **kwargs)
+
+    monkeypatch.setattr(difflib, "get_close_matches", counted)
+    targets = "".join(f"  t{i}: {{url: 'http://127.0.0.1:1'}}\n" for i in range(500))
+    routes = "".join(f"  - {{name: r{i}, path: /r{i}, target: t{i}x}}\n" for i in range(500))
+    # WHEN it is loaded
+    with pytest.raises(ConfigError) as refused:
+        parse_config(f"targets:\n{targets}routes:\n{routes}", "many.yaml")
+    # THEN 100 problems are listed with their hints, and no hint is sought for the rest
+    assert len(refused.value.problems) == 101
+    assert "did you mean 't0'?" in str(refused.value.problems[0])
+    assert calls <= 101

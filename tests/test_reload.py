@@ -6,13 +6,16 @@ import asyncio
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
 import pytest
 
 from gateway.app import create_app
+from gateway.config import ConfigError
 from gateway.config_source import S3Source, SsmSource
 from gateway.reload import Reloader, RuntimeHolder
 from gateway.runtime import build_runtime
@@ -65,6 +68,7 @@ def test_rewrites_under_load_drop_nothing_and_traffic_follows(
 ) -> None:
     # GIVEN a gateway watching its file every 100 ms, under a bounded loopback load
     monkeypatch.setenv("GATEWAY_CONFIG_TTL", "0.1")
+    monkeypatch.setenv("GATEWAY_CONFIG_SETTLE", "0.05")  # replaced atomically: whole at once
     path = Path(write_config(tmp_path, split_table(legacy_url, orders_v2_url, 100)))
     with serve_in_thread(create_app(str(path))) as url:
         stop_at = time.monotonic() + LOAD_SECONDS
@@ -93,6 +97,7 @@ def test_broken_file_is_refused_and_the_last_good_table_serves(
 ) -> None:
     # GIVEN a gateway on a valid table
     monkeypatch.setenv("GATEWAY_CONFIG_TTL", "0.1")
+    monkeypatch.setenv("GATEWAY_CONFIG_SETTLE", "0.05")  # replaced atomically: whole at once
     path = Path(write_config(tmp_path, split_table(legacy_url, orders_v2_url, 100)))
     with serve_in_thread(create_app(str(path))) as url:
         before = httpx.get(f"{url}/_gateway/routes").json()
@@ -105,6 +110,34 @@ def test_broken_file_is_refused_and_the_last_good_table_serves(
     assert routes["version"] == before["version"]
     assert "spilt" in routes["last_reload_error"] and ":8:" in routes["last_reload_error"]
     assert served.headers["x-gateway-target"] == "legacy"
+
+
+def test_a_refused_reload_is_shown_until_the_file_is_fixed(
+    tmp_path: Path, legacy_url: str, orders_v2_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a gateway on a valid table
+    monkeypatch.setenv("GATEWAY_CONFIG_TTL", "0.1")
+    monkeypatch.setenv("GATEWAY_CONFIG_SETTLE", "0.05")  # replaced atomically: whole at once
+    good = split_table(legacy_url, orders_v2_url, 100)
+    path = Path(write_config(tmp_path, good))
+    with serve_in_thread(create_app(str(path))) as url:
+        # WHEN a table the gateway could not run (a zero rate) replaces it, then the old one
+        replace_file(path, good.replace("path: /api/orders", "path: /api/orders\n    rate: 0/s"))
+        refused = wait_for_routes(url, lambda routes: routes["last_reload_error"] is not None)
+        replace_file(path, good)
+        fixed = wait_for_routes(url, lambda routes: routes["last_reload_error"] is None)
+    # THEN the refusal named the field and line, and the fixed file cleared it
+    assert ":8: routes[0:orders].rate" in refused["last_reload_error"]
+    assert fixed["last_reload_error"] is None and fixed["version"] == refused["version"]
+
+
+def wait_for_routes(url: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    deadline = time.monotonic() + 5
+    routes: dict[str, Any] = httpx.get(f"{url}/_gateway/routes").json()
+    while not done(routes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        routes = httpx.get(f"{url}/_gateway/routes").json()
+    return routes
 
 
 def test_sighup_reloads_at_once(tmp_path: Path, legacy_url: str, orders_v2_url: str) -> None:
@@ -183,3 +216,19 @@ def test_ssm_config_swaps_when_valid_and_keeps_the_old_when_not(
     assert refused[0] == (("legacy", 90.0), ("orders-v2", 10.0))
     assert refused[1] is not None and "orders-v3" in refused[1]
     assert reloader.holder.current.config.routes[0].split == (("legacy", 0.0), ("orders-v2", 100.0))
+
+
+@pytest.mark.parametrize("name", ["GATEWAY_CONFIG_TTL", "GATEWAY_CONFIG_SETTLE"], ids=str.lower)
+@pytest.mark.parametrize("value", ["soon", "nan", "-1"], ids=["word", "nan", "negative"])
+def test_a_bad_reload_setting_is_a_config_problem_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    # GIVEN a valid table and a bad reload setting in the environment
+    path = write_config(tmp_path, "targets: {l: {url: 'http://127.0.0.1:1'}}\n"
+                        "routes: [{name: r, path: /, target: l}]\n")  # fmt: skip
+    monkeypatch.setenv(name, value)
+    # WHEN the gateway is built
+    with pytest.raises(ConfigError) as refused:
+        create_app(path)
+    # THEN the refusal names the variable and the value
+    assert f"{name}:0: environment: '{value}'" in str(refused.value)

@@ -87,6 +87,11 @@ def should_copy(spec: ShadowSpec, method: str, headers: Mapping[str, str], draw:
     return spec.writes == "idempotency-key" and bool(headers.get("idempotency-key"))
 
 
+def should_sample_noise(spec: ShadowSpec, draw: float) -> bool:
+    """Whether a copied request also goes to the primary a second time (`compare.noise`)."""
+    return draw < spec.compare.noise
+
+
 def parse_shadow(raw: object) -> tuple[ShadowSpec | None, list[Problem]]:
     """The block as data, or None with every problem found as (field, message)."""
     problems: list[Problem] = []

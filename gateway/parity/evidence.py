@@ -44,6 +44,8 @@ _KEYED = re.compile(
     re.IGNORECASE,
 )
 
+_NAMES = re.compile(r'\.([^.\[\]"\s]+)|\[("(?:[^"\\]|\\.)*")\]')
+
 
 @dataclass(frozen=True, slots=True)
 class Example:
@@ -73,11 +75,18 @@ def request_line(method: str, path: str, query: str = "") -> str:
 
 
 def example_of(line: str, difference: Difference, now: float) -> Example:
-    if difference.path.removeprefix("header.") in SENSITIVE_HEADERS:
+    if _secret_path(difference.path):
         return Example(line, REDACTED, REDACTED, now)
     return Example(
         line, _cut(redact_text(difference.primary)), _cut(redact_text(difference.candidate)), now
     )
+
+
+def _secret_path(path: str) -> bool:
+    if path.startswith("header."):
+        return path.removeprefix("header.") in SENSITIVE_HEADERS
+    names = [plain or quoted.strip('"') for plain, quoted in _NAMES.findall(path)]
+    return any(name.lower() in SENSITIVE_KEYS for name in names)
 
 
 def _cut(text: str) -> str:

@@ -103,32 +103,35 @@ def render_text(report: Mapping[str, Any], example_chars: int = 60) -> str:
 
 
 def _render_route(entry: Mapping[str, Any], width: int) -> str:
-    score_text = "—" if entry["score"] is None else f"{entry['score']:.2f}%"
-    head = f"{entry['route']}  parity {score_text} over {entry['window']}"
-    if entry["reason"]:
-        head += f" ({entry['reason']})"
-    counts = entry["counts"]
-    lines = [
-        head,
-        "  "
-        + "  ".join(f"{name} {counts[name]}" for name in OUTCOMES)
-        + f"  noise samples {entry['noise_samples']}",
-    ]
+    lines = [_score_line(entry), _counts_line(entry)]
     table = [("PATH", "KIND", "RAW", "NOISE", "VERDICT", "EXAMPLE (primary → candidate)")]
     for row in entry["paths"]:
-        table.append(
-            (
-                row["path"],
-                row["kind"],
-                str(row["raw"]),
-                f"{row['noise']:g}",
-                row["verdict"],
-                _example(row["example"], width),
-            )
-        )
+        cells = (row["path"], row["kind"], str(row["raw"]), f"{row['noise']:g}", row["verdict"])
+        table.append((*cells, _example(row["example"], width)))
     if len(table) > 1:
         lines.extend("  " + line for line in _aligned(table))
     return "\n".join(lines)
+
+
+def _score_line(entry: Mapping[str, Any]) -> str:
+    line = f"{entry['route']}  parity {_percent(entry['score'])} over {entry['window']}"
+    if entry["reason"]:
+        line += f" ({entry['reason']})"
+    total = entry["since_reset"]
+    return line + f"; since reset {_percent(total['score'])} over {total['compared']} pairs"
+
+
+def _counts_line(entry: Mapping[str, Any]) -> str:
+    counts = entry["counts"]
+    shown = "  ".join(f"{name} {counts[name]}" for name in OUTCOMES[:4])
+    return (
+        f"  {shown}  differing {counts['mismatched']} (real {entry['real_mismatched']})"
+        f"  noise samples {entry['noise_samples']}"
+    )
+
+
+def _percent(score: float | None) -> str:
+    return "—" if score is None else f"{score:.2f}%"
 
 
 def _example(example: Mapping[str, str] | None, width: int) -> str:

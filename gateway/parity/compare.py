@@ -1,8 +1,8 @@
 """One pair of answers, compared: status, the listed headers, and the body field by field.
 
-JSON bodies are walked with an explicit stack (no recursion, whatever the depth). Each
-container is first serialised canonically and compared as text: equal subtrees cost one C
-call and no Python loop, and `true` never equals `1` as it would under `==`. Array elements
+JSON bodies are walked with an explicit stack (no recursion, whatever the depth). Equal
+subtrees are passed over with one C-level `==`; when a body holds `true` or `false` that is
+confirmed by their marshal bytes, since `True == 1` in Python but not in JSON. Array elements
 are compared by index and reported under the array's path (`body.items[].price`); an array of
 the same elements in another order is one `order` difference, one of another length one `size`.
 """
@@ -10,8 +10,9 @@ the same elements in another order is one `order` difference, one of another len
 from __future__ import annotations
 
 import json
+import marshal
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, cast
 
 from gateway.parity.paths import child, covered, element
 from gateway.parity.spec import ShadowSpec
@@ -96,7 +97,10 @@ def _body(
             "body", "body", f"{len(primary.body)} bytes", f"{len(candidate.body)} bytes"
         )
         return
-    walk(found, one, two, ignore)
+    bools = any(
+        word in body for body in (primary.body, candidate.body) for word in (b"true", b"false")
+    )
+    walk(found, one, two, ignore, bools=bools)
 
 
 _NOT_JSON = object()
@@ -114,16 +118,26 @@ def _json(answer: Answer) -> object:
 
 
 def walk(
-    found: dict[str, Difference], one: object, two: object, ignore: tuple[str, ...] = ()
+    found: dict[str, Difference],
+    one: object,
+    two: object,
+    ignore: tuple[str, ...] = (),
+    *,
+    bools: bool = True,
 ) -> None:
-    """Add the differences between two JSON documents under `body` to `found`."""
-    _Walk(found, ignore).run(one, two)
+    """Add the differences between two JSON documents under `body` to `found`.
+
+    `bools=False` promises neither document holds true or false, so Python's `==` (where
+    `True == 1`) is exact for JSON and equal subtrees cost one C comparison.
+    """
+    _Walk(found, ignore, bools).run(one, two)
 
 
 class _Walk:
-    def __init__(self, found: dict[str, Difference], ignore: tuple[str, ...]) -> None:
+    def __init__(self, found: dict[str, Difference], ignore: tuple[str, ...], bools: bool) -> None:
         self.found = found
         self.ignore = ignore
+        self.bools = bools
         self.stack: list[tuple[str, object, object]] = []
 
     def run(self, one: object, two: object) -> None:
@@ -142,14 +156,39 @@ class _Walk:
             elif a != b:
                 self.add(path, "value", a, b)
 
+    def differs(self, a: object, b: object) -> bool:
+        """Worth a closer look: True for every JSON difference, rarely for equal values."""
+        if type(a) is not type(b):
+            return True
+        if type(a) not in (dict, list):
+            return a != b
+        if a != b:
+            return True
+        if not self.bools:
+            return False
+        try:  # == let True match 1: marshal writes them apart (version 2: no shared refs)
+            return marshal.dumps(cast(Any, a), 2) != marshal.dumps(cast(Any, b), 2)
+        except ValueError:
+            return True
+
+    def apart(self, a: list[object], b: list[object]) -> list[int]:
+        """Positions where two equal-length arrays differ, bools confirmed once for all."""
+        loose = [
+            i for i, (x, y) in enumerate(zip(a, b, strict=True)) if type(x) is not type(y) or x != y
+        ]
+        if not self.bools or len(loose) == len(a):
+            return loose
+        rest = sorted(set(range(len(a))) - set(loose))
+        if not self.differs([a[i] for i in rest], [b[i] for i in rest]):
+            return loose
+        return [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if self.differs(x, y)]
+
     def objects(self, path: str, a: dict[str, object], b: dict[str, object]) -> None:
-        if _same(a, b):
-            return
         for key, value in a.items():
-            if key in b:
-                self.stack.append((child(path, key), value, b[key]))
-            else:
+            if key not in b:
                 self.add(child(path, key), "missing", value, ABSENT)
+            elif self.differs(value, b[key]):
+                self.stack.append((child(path, key), value, b[key]))
         for key, value in b.items():
             if key not in a:
                 self.add(child(path, key), "extra", ABSENT, value)
@@ -157,13 +196,13 @@ class _Walk:
     def arrays(self, path: str, a: list[object], b: list[object]) -> None:
         if len(a) != len(b):
             self.add(path, "size", len(a), len(b))
-        elif _same(a, b):
             return
-        elif _reordered(a, b):
+        apart = self.apart(a, b)
+        if len(apart) > 1 and _reordered([a[i] for i in apart], [b[i] for i in apart]):
             self.add(path, "order", a, b)
-        else:
-            inner = element(path)
-            self.stack.extend((inner, x, y) for x, y in zip(reversed(a), reversed(b), strict=True))
+            return
+        inner = element(path)
+        self.stack.extend((inner, a[i], b[i]) for i in reversed(apart))
 
     def add(self, path: str, kind: Kind, a: object, b: object) -> None:
         if path not in self.found and not covered(path, self.ignore):
@@ -189,12 +228,10 @@ def _canonical(value: object) -> str | None:
         return None
 
 
-def _same(a: object, b: object) -> bool:
-    text = _canonical(a)
-    return text is not None and text == _canonical(b)
-
-
 def _reordered(a: list[object], b: list[object]) -> bool:
+    """The same elements in another order (a and b hold only the positions that differ)."""
+    if a[0] not in b:  # cheap refusal: most differing arrays differ in content, not order
+        return False
     one = [_canonical(x) for x in a]
     two = [_canonical(x) for x in b]
     if None in one or None in two:

@@ -37,6 +37,7 @@ SENSITIVE_KEYS = frozenset(
 EXAMPLES = 3
 MAX_PATHS = 128
 EXCERPT_CHARS = 2048
+REFRESH = 1.0
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
 _KEYED = re.compile(
@@ -101,8 +102,13 @@ class EvidenceLog:
         self._routes: dict[str, OrderedDict[str, deque[Example]]] = {}
 
     def add(self, route: str, line: str, differences: Iterable[Difference], now: float) -> None:
-        """Keep `differences` of one pair as examples; `line` from `request_line`."""
-        made = [(d.path, example_of(line, d, now)) for d in differences]
+        """Keep `differences` of one pair as examples; `line` from `request_line`.
+
+        A path whose examples are all fresh (the newest under REFRESH seconds old) is passed
+        over, so a path differing in every pair costs a dict lookup, not a redaction.
+        """
+        wanted = [d for d in differences if self._wants(route, d.path, now)]
+        made = [(d.path, example_of(line, d, now)) for d in wanted]
         with self._lock:
             paths = self._routes.setdefault(route, OrderedDict())
             for path, example in made:
@@ -112,6 +118,12 @@ class EvidenceLog:
                         paths.popitem(last=False)
                 paths.move_to_end(path)
                 paths[path].append(example)
+
+    def _wants(self, route: str, path: str, now: float) -> bool:
+        with self._lock:
+            paths = self._routes.get(route)
+            kept = paths.get(path) if paths else None
+            return not kept or len(kept) < self.examples or now - kept[-1].at >= REFRESH
 
     def latest(self, route: str, path: str) -> Example | None:
         found = self.recent(route, path)

@@ -74,8 +74,9 @@ class ShadowSpec:
 def should_copy(spec: ShadowSpec, method: str, headers: Mapping[str, str], draw: float) -> bool:
     """Whether this request goes to the candidate too; `draw` is uniform in [0, 1).
 
-    `headers` are keyed in lower case. A write (a method outside GET/HEAD/OPTIONS) is copied
-    only to a sandbox, or when it carries an Idempotency-Key under `writes: idempotency-key`.
+    `headers` are keyed in lower case. `methods` chooses among the reads (GET, HEAD,
+    OPTIONS); a write is copied only to a sandbox (which gets every method), or when it
+    carries an Idempotency-Key under `writes: idempotency-key`; `writes: never` never copies one.
     """
     method = method.upper()
     if draw >= spec.percent:

@@ -231,3 +231,12 @@ def test_compare_never_raises_and_names_paths_in_the_grammar(one: object, two: o
     # GIVEN any two JSON answers WHEN compared THEN it answers, each path under body
     for found in compare(_json(one), _json(two), SPEC):
         assert found.path == "body" or found.path.startswith(("body.", "body["))
+
+
+@PROPERTY
+@given(st.binary(max_size=64), st.binary(max_size=64), st.sampled_from([b"application/json", b""]))
+def test_compare_never_raises_on_arbitrary_bytes(one: bytes, two: bytes, kind: bytes) -> None:
+    # GIVEN any bodies, claimed as JSON or not WHEN compared THEN it answers, equal or `body`
+    headers = ((b"content-type", kind),)
+    found = compare(Answer(200, headers, one), Answer(200, headers, two), SPEC)
+    assert one != two or found == []

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from gateway.parity.paths import covered, path_problem
-from gateway.parity.spec import CompareSpec, ShadowSpec, parse_shadow, should_copy
+from gateway.parity.spec import (
+    CompareSpec,
+    ShadowSpec,
+    parse_shadow,
+    should_copy,
+    should_sample_noise,
+)
 
 ISSUE_BLOCK = {
     "target": "orders-v2",
@@ -220,3 +226,12 @@ def test_the_percent_is_the_share_of_draws_copied() -> None:
     # THEN exactly a quarter are copied, and 0% copies nothing
     assert copied == 2500
     assert not should_copy(_spec(percent=0), "GET", {}, 0.0)
+
+
+def test_the_noise_share_is_the_share_of_draws_sent_twice() -> None:
+    # GIVEN noise: 5% and noise: 0 WHEN 10 000 evenly spread draws are made
+    draws = [i / 10_000 for i in range(10_000)]
+    # THEN a twentieth are sent to the primary twice, and none when it is off
+    assert sum(should_sample_noise(_spec(), d) for d in draws) == 500
+    off = _spec(compare={"noise": 0})
+    assert not any(should_sample_noise(off, d) for d in draws)

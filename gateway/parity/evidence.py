@@ -45,6 +45,9 @@ _KEYED = re.compile(
     re.IGNORECASE,
 )
 
+_QUERY_PAIR = re.compile(
+    r"(?<=[?&;])(" + "|".join(sorted(SENSITIVE_KEYS)) + r")=[^&;#\s\"']*", re.IGNORECASE
+)
 _NAMES = re.compile(r'\.([^.\[\]"\s]+)|\[("(?:[^"\\]|\\.)*")\]')
 
 
@@ -59,6 +62,7 @@ class Example:
 
 def redact_text(text: str) -> str:
     text = _KEYED.sub(lambda m: f'{m.group(1)}"{REDACTED}"', text)
+    text = _QUERY_PAIR.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
     return _JWT.sub(REDACTED, text)
 
 

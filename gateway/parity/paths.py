@@ -3,7 +3,8 @@
     path    := "status" | "header." NAME | "body" segment*
     segment := "." KEY | "[]" | '["' ANY '"]'      (the quoted form for keys with . [ ] " or space)
 
-`body.items[].price` is the `price` of every element of `items`, elements being compared by
+A pair whose candidate never answered differs at the one path `no_answer`, which cannot be
+ignored. `body.items[].price` is the `price` of every element of `items`, elements being compared by
 index. Ignoring a path ignores everything below it: `body.meta` covers `body.meta.id` and
 `body.meta[]`, never `body.metadata`.
 """

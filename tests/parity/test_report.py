@@ -12,7 +12,15 @@ from gateway.parity.spec import CompareSpec, ShadowSpec
 from tests.parity.services import drops_status, legacy, run
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl"
-SECRETS = ["abc123token", "zzzaccess", "hunter2", "sess=supersecret", JWT, "Bearer xyz-secret"]
+SECRETS = [
+    "abc123token",
+    "zzzaccess",
+    "hunter2",
+    "sess=supersecret",
+    JWT,
+    "Bearer xyz-secret",
+    "locationkey",
+]
 
 
 def _leaky_pair() -> Pair:
@@ -20,6 +28,7 @@ def _leaky_pair() -> Pair:
         (b"content-type", b"application/json"),
         (b"set-cookie", b"sess=supersecret"),
         (b"authorization", b"Bearer xyz-secret"),
+        (b"location", b"/next?page=3&api_key=locationkey"),
     )
     one = {"user": {"password": "hunter2", "session": JWT, "name": "alice"}}
     two = {"user": {"password": "other", "session": "none", "name": "bob"}}
@@ -36,7 +45,7 @@ def test_no_secret_reaches_the_json_or_the_text() -> None:
     spec = ShadowSpec(
         "v2",
         compare=CompareSpec(
-            headers=("content-type", "set-cookie", "authorization"), min_compared=1
+            headers=("content-type", "set-cookie", "authorization", "location"), min_compared=1
         ),
     )
     recorder = Recorder()
@@ -56,7 +65,7 @@ def test_no_secret_reaches_the_json_or_the_text() -> None:
     } <= paths
     for secret in SECRETS:
         assert secret not in shown, secret
-    assert "page=2" in shown and "alice" in shown
+    assert "page=2" in shown and "page=3" in shown and "alice" in shown
 
 
 def test_redaction_of_text_catches_jwts_and_secret_keys() -> None:

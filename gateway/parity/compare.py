@@ -104,6 +104,8 @@ def _body(
 
 
 _NOT_JSON = object()
+_DECODER = json.JSONDecoder(parse_constant=str)
+"""NaN and Infinity read as their names: a NaN never equals itself, and would always differ."""
 
 
 def _json(answer: Answer) -> object:
@@ -112,7 +114,7 @@ def _json(answer: Answer) -> object:
     if "json" not in kind.lower() and start not in (b"{", b"["):
         return _NOT_JSON
     try:
-        return json.loads(answer.body)
+        return _DECODER.decode(answer.body.decode(json.detect_encoding(answer.body)))
     except (ValueError, RecursionError):
         return _NOT_JSON
 

@@ -144,6 +144,14 @@ def test_other_bodies_are_equal_bytes_or_one_body_difference(
     assert [(d.path, d.kind, d.primary, d.candidate) for d in found] == expected
 
 
+def test_nan_equals_nan() -> None:
+    # GIVEN two answers with the same NaN and another field changed WHEN compared
+    one = Answer(200, JSON, b'{"x": NaN, "a": 1}')
+    two = Answer(200, JSON, b'{"x": NaN, "a": 2}')
+    # THEN only the changed field differs
+    assert [d.path for d in compare(one, two, SPEC)] == ["body.a"]
+
+
 def test_json_is_sniffed_without_a_content_type() -> None:
     # GIVEN JSON bodies served without a content type WHEN compared THEN fields are named
     found = compare(Answer(200, (), b' {"a": 1}'), Answer(200, (), b'{"a":2}'), SPEC)

@@ -4,9 +4,11 @@ The store only adds and sums; verdicts are computed when read (`score.score`), b
 a path is noise depends on counts still to come. To say how many pairs had at least one *real*
 difference, each minute keeps pairs counted by the exact set of paths they differed in.
 
-Bounded: a route keeps `retention / 60` minute buckets; a bucket keeps at most MAX_PATHS
-distinct paths and MAX_SETS distinct path sets; beyond them a path is counted as OTHER (no noise
-is ever learned for it, so it counts as real: an overflow never hides a mismatch).
+Bounded: a route keeps `retention / 60` minute buckets (and one since-reset total); a bucket
+keeps about MAX_PATHS distinct paths and MAX_SETS distinct path sets. Past them a path is
+counted as OTHER, and a pair whose path set finds no room as the set {OTHER}. No noise is ever
+learned for OTHER, so an overflow may count a noisy pair as a mismatch but never hides one.
+The window is whole minutes: a 15m window sums the current minute and the 14 before it.
 
 A fleet-wide (Redis) store maps one bucket to one hash `parity:{route}:{minute}` with an expiry
 of the retention: fields `o:compared`, `o:skipped`, `o:dropped`, `o:no_answer`, `o:mismatched`,

@@ -88,7 +88,9 @@ def _url_problem(url: object) -> str | None:
 def _timeout(value: object, problems: list[Problem]) -> float:
     seconds = _duration(value)
     if seconds is None or not seconds > 0:
-        problems.append(("timeout", f"timeout must be a positive duration like 50ms, not {value!r}"))
+        problems.append(
+            ("timeout", f"timeout must be a positive duration like 50ms, not {value!r}")
+        )
         return 0.0
     return seconds
 

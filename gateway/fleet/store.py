@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -62,7 +63,7 @@ class Script:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.sha: str | None = None
+        self.sha = hashlib.sha1(source.encode()).hexdigest()  # what SCRIPT LOAD would answer
 
 
 class StateStore:
@@ -114,12 +115,11 @@ class StateStore:
         )
 
     async def _evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        if script.sha is not None:
-            try:
-                return await self._client.evalsha(script.sha, len(keys), *keys, *args)
-            except NoScriptError:
-                pass  # Redis restarted (or flushed its scripts): load it again, below
-        script.sha = await self._client.script_load(script.source)
+        try:
+            return await self._client.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            pass  # first use on this Redis, or it restarted: load it and run it again
+        await self._client.script_load(script.source)
         return await self._client.evalsha(script.sha, len(keys), *keys, *args)
 
     async def _bounded(self, call: Any, *args: Any) -> Any:

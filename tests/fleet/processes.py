@@ -7,7 +7,7 @@ import os
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from multiprocessing.process import BaseProcess
+from multiprocessing.context import SpawnProcess
 from multiprocessing.queues import Queue
 from typing import Any
 
@@ -19,7 +19,7 @@ Job = tuple[Callable[..., None], tuple[Any, ...]]
 
 
 @contextmanager
-def children(jobs: list[Job]) -> Iterator[tuple[list[BaseProcess], Queue[Any]]]:
+def children(jobs: list[Job]) -> Iterator[tuple[list[SpawnProcess], Queue[Any]]]:
     """Start one process per job (its args, then the shared results queue); stop them by PID."""
     results: Queue[Any] = SPAWN.Queue()
     started = [SPAWN.Process(target=target, args=(*args, results)) for target, args in jobs]

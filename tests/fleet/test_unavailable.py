@@ -151,3 +151,49 @@ def test_scripts_are_loaded_again_after_a_flush(redis_server: RedisServer) -> No
         return before, after
 
     assert _run(redis_server, "closed", scenario) == (1, 1)
+
+
+def test_local_breaker_takes_over_and_the_fleet_one_resumes(redis_server: RedisServer) -> None:
+    # GIVEN a fleet breaker (3 failures in a row open it) and Redis killed
+    async def scenario(store: StateStore) -> tuple[bool, str, bool, str]:
+        breaker = kids.make_breaker(store, open_for=30.0)
+        redis_server.kill()
+        # WHEN three requests fail through this instance
+        for _ in range(3):
+            assert await breaker.allow()
+            await breaker.record(False)
+        # THEN its local breaker opened and refuses on its own
+        refused_locally, local_state = await breaker.allow(), breaker.state
+        # AND once Redis is back (it never heard of the episode) the fleet's state governs
+        redis_server.start()
+        return refused_locally, local_state, await breaker.allow(), breaker.state
+
+    assert _run(redis_server, "local", scenario) == (False, "open", True, "closed")
+
+
+def test_the_store_counts_calls_latency_and_changes(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a store  WHEN it answers twice, fails twice, answers again
+    async def scenario(store: StateStore) -> tuple[int, int, int, int]:
+        for _ in range(2):
+            await store.call("PING")
+        redis_server.kill()
+        for _ in range(2):
+            with pytest.raises(StateUnavailable):
+                await store.call("PING")
+        redis_server.start()
+        await store.call("PING")
+        snapshot = store.snapshot()
+        return (
+            snapshot.calls,
+            snapshot.unavailable_total,
+            snapshot.transitions,
+            snapshot.latency_buckets[-1][1],
+        )
+
+    # THEN 5 calls timed (all within the last bucket, 250 ms), 2 counted unavailable, and the
+    # two changes (down, back) each logged once
+    assert _run(redis_server, "closed", scenario) == (5, 2, 2, 5)
+    changes = [record.message for record in caplog.records if record.name == "gateway.fleet"]
+    assert [message.startswith("shared state is back") for message in changes] == [False, True]

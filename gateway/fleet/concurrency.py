@@ -37,7 +37,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local leases, queue, waitexp, ticket = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local limit, lease_ms, wait_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local me = ARGV[4]
+local me, may_wait = ARGV[4], ARGV[5] == '1'
 redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
 local gone = redis.call('ZRANGEBYSCORE', waitexp, '-inf', now)
 for i = 1, #gone do redis.call('ZREM', queue, gone[i]); redis.call('ZREM', waitexp, gone[i]) end
@@ -54,6 +54,7 @@ if go then
   redis.call('PEXPIRE', leases, lease_ms + wait_ms)
   return 1
 end
+if not may_wait then return 0 end
 if not redis.call('ZSCORE', queue, me) then
   -- a newcomer, or a waiter whose entry expired while it was away: to the back of the queue
   redis.call('ZADD', queue, redis.call('INCR', ticket), me)
@@ -151,10 +152,11 @@ class FleetConcurrencyLimit:
 
     async def _acquire(self, lease_id: str) -> None:
         deadline = time.monotonic() + self._queue_timeout
-        args = (self._limit, self._lease_ms, self._wait_ms, lease_id)
-        granted = await self._store.run(_ACQUIRE_SCRIPT, self._keys, args)
+        may_wait = self._queue_timeout > 0
+        args = (self._limit, self._lease_ms, self._wait_ms, lease_id, "1" if may_wait else "0")
         pause = POLL_FIRST
         try:
+            granted = await self._store.run(_ACQUIRE_SCRIPT, self._keys, args)
             while not granted:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -162,8 +164,12 @@ class FleetConcurrencyLimit:
                 await asyncio.sleep(min(pause, left))
                 pause = min(pause * 2, POLL_MAX)
                 granted = await self._store.run(_ACQUIRE_SCRIPT, self._keys, args)
-        except BaseException:
-            await self._forget(lease_id)
+        except StateUnavailable:
+            raise  # no second call to a Redis that just failed: its entries expire by themselves
+        except BaseException as exc:
+            # Timed out in the queue, or cancelled (perhaps just after Redis granted the lease).
+            if may_wait or not isinstance(exc, LimitExceeded):
+                await self._forget(lease_id)
             raise
 
     async def _release(self, lease_id: str) -> None:

@@ -89,6 +89,17 @@ class StateStore:
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 
+    async def warm_up(self, within: float = 1.0) -> bool:
+        """Open one pooled connection at startup (a TLS handshake to ElastiCache can take longer
+        than one call's timeout); whether Redis answered. A failure is counted like any other."""
+        try:
+            async with asyncio.timeout(within):
+                await self._client.ping()
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._failed(exc)
+            return False
+        return True
+
     async def close(self) -> None:
         await self._client.aclose()
 

@@ -129,3 +129,36 @@ def test_a_full_fleet_refuses_at_once_with_queue_timeout_zero(redis_url: str) ->
 
     # THEN it is refused, and the fleet's count is 5
     assert asyncio.run(scenario()) == (1, 5)
+
+
+def test_a_cancelled_waiter_leaves_the_queue(redis_url: str) -> None:
+    # GIVEN a full fleet and a waiter in its queue
+    async def scenario() -> int:
+        store = kids.make_store(redis_url)
+        try:
+            holders = kids.make_limit(store, 0.0, lease=5.0)
+            slots = [holders.slot() for _ in range(kids.LIMIT)]
+            for slot in slots:
+                await slot.__aenter__()
+            waiting = kids.make_limit(store, 5.0, lease=5.0)
+
+            async def wait() -> None:
+                async with waiting.slot():
+                    pass
+
+            waiter = asyncio.ensure_future(wait())
+            await asyncio.sleep(0.05)
+            # WHEN it is cancelled (its client went away), then a slot frees up
+            waiter.cancel()
+            await asyncio.gather(waiter, return_exceptions=True)
+            await slots[0].__aexit__(None, None, None)
+            # THEN a newcomer that may not wait gets it: nobody is left ahead of it
+            async with holders.slot():
+                in_flight = await holders.in_flight()
+            for slot in slots[1:]:
+                await slot.__aexit__(None, None, None)
+            return in_flight
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == kids.LIMIT

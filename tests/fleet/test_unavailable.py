@@ -197,3 +197,14 @@ def test_the_store_counts_calls_latency_and_changes(
     assert _run(redis_server, "closed", scenario) == (5, 2, 2, 5)
     changes = [record.message for record in caplog.records if record.name == "gateway.fleet"]
     assert [message.startswith("shared state is back") for message in changes] == [False, True]
+
+
+def test_warm_up_says_whether_redis_answered(redis_server: RedisServer) -> None:
+    # GIVEN a store at startup  WHEN it warms up with Redis there, then without
+    async def scenario(store: StateStore) -> tuple[bool, bool, bool]:
+        there = await store.warm_up()
+        redis_server.kill()
+        return there, await store.warm_up(within=0.2), store.available
+
+    # THEN the first is True, the second False and counted as a change
+    assert _run(redis_server, "local", scenario) == (True, False, False)

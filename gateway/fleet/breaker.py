@@ -75,6 +75,18 @@ class LocalBreaker(Protocol):
     def retry_after(self) -> float: ...
 
 
+class Policy(Protocol):
+    """gateway.breaker.BreakerPolicy: the parts the fleet shares."""
+
+    @property
+    def open_for(self) -> float: ...
+
+    @property
+    def half_open_probes(self) -> int: ...
+
+    def failed(self, status: int) -> bool: ...
+
+
 class FleetBreaker:
     """`allow()` / `record(success)` / `retry_after()` as CircuitBreaker, shared by the fleet."""
 
@@ -83,6 +95,7 @@ class FleetBreaker:
         "_local",
         "_make_local",
         "_open_ms",
+        "_policy",
         "_probes",
         "_probes_out",
         "_retry_at",
@@ -97,16 +110,14 @@ class FleetBreaker:
         store: StateStore,
         *,
         name: str,
-        open_for: float,
-        probes: int,
+        policy: Policy,
         local: Callable[[], LocalBreaker],
     ) -> None:
-        if probes < 1 or open_for < 0:
-            raise ValueError("probes must be at least 1 and open_for not negative")
         self.name = name
         self._store = store
-        self._open_ms = max(1, round(open_for * 1000))
-        self._probes = probes
+        self._policy = policy
+        self._open_ms = max(1, round(policy.open_for * 1000))
+        self._probes = policy.half_open_probes
         self._make_local = local
         self._local = local()
         parts = ("open", "half", "probes", "ok")
@@ -144,6 +155,10 @@ class FleetBreaker:
         self._state = "open"
         self._retry_at = time.monotonic() + int(pttl) / 1000
         return False
+
+    async def record_status(self, status: int) -> None:
+        """Record an upstream's answer, a failure or not as the policy's `count` says."""
+        await self.record(not self._policy.failed(status))
 
     async def record(self, success: bool) -> None:
         if self._probes_out > 0 and not self._used_local:

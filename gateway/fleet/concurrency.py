@@ -52,9 +52,9 @@ if go then
   redis.call('ZREM', queue, me)
   redis.call('ZREM', waitexp, me)
   redis.call('PEXPIRE', leases, lease_ms + wait_ms)
-  return 1
+  return {1, held + 1}
 end
-if not may_wait then return 0 end
+if not may_wait then return {0, held} end
 if not redis.call('ZSCORE', queue, me) then
   -- a newcomer, or a waiter whose entry expired while it was away: to the back of the queue
   redis.call('ZADD', queue, redis.call('INCR', ticket), me)
@@ -63,7 +63,7 @@ end
 redis.call('ZADD', waitexp, now + wait_ms, me)
 redis.call('PEXPIRE', queue, lease_ms + wait_ms)
 redis.call('PEXPIRE', waitexp, lease_ms + wait_ms)
-return 0
+return {0, held}
 """
 
 _RELEASE = """
@@ -108,7 +108,16 @@ class LocalLimit(Protocol):
 class FleetConcurrencyLimit:
     """At most `limit` slots held across the fleet; `slot()` as ConcurrencyLimit.slot()."""
 
-    __slots__ = ("_keys", "_lease_ms", "_limit", "_local", "_queue_timeout", "_store", "_wait_ms")
+    __slots__ = (
+        "_keys",
+        "_lease_ms",
+        "_limit",
+        "_local",
+        "_queue_timeout",
+        "_seen",
+        "_store",
+        "_wait_ms",
+    )
 
     def __init__(  # noqa: PLR0913 - keyword-only, as the wiring names each one
         self,
@@ -131,6 +140,7 @@ class FleetConcurrencyLimit:
         # A waiter polls at least every POLL_MAX; one missing for a second more has gone.
         self._wait_ms = math.ceil((POLL_MAX + store.timeout + 1.0) * 1000)
         self._local = local
+        self._seen = 0
         self._keys = tuple(store.key("conc", name, part) for part in ("leases", "queue"))
         self._keys += (store.key("conc", name, "waitexp"), store.key("conc", name, "ticket"))
 
@@ -146,9 +156,16 @@ class FleetConcurrencyLimit:
         """
         return _FleetSlot(self)
 
-    async def in_flight(self) -> int:
-        """The fleet's count of held, unexpired slots (for /_gateway/routes)."""
-        return int(await self._store.run(_IN_FLIGHT_SCRIPT, self._keys[:1], ()))
+    @property
+    def in_flight(self) -> int:
+        """The fleet's count as this instance last saw it (an acquire answers it for free);
+        the local limit's while Redis is unavailable. For an error message."""
+        return self._seen if self._store.available else self._local.in_flight
+
+    async def count_in_flight(self) -> int:
+        """The fleet's count of held, unexpired slots, read now (for /_gateway/routes)."""
+        self._seen = int(await self._store.run(_IN_FLIGHT_SCRIPT, self._keys[:1], ()))
+        return self._seen
 
     async def _acquire(self, lease_id: str) -> None:
         deadline = time.monotonic() + self._queue_timeout
@@ -156,14 +173,14 @@ class FleetConcurrencyLimit:
         args = (self._limit, self._lease_ms, self._wait_ms, lease_id, "1" if may_wait else "0")
         pause = POLL_FIRST
         try:
-            granted = await self._store.run(_ACQUIRE_SCRIPT, self._keys, args)
+            granted = await self._try(args)
             while not granted:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise LimitExceeded(self._limit, self._queue_timeout)
                 await asyncio.sleep(min(pause, left))
                 pause = min(pause * 2, POLL_MAX)
-                granted = await self._store.run(_ACQUIRE_SCRIPT, self._keys, args)
+                granted = await self._try(args)
         except StateUnavailable:
             raise  # no second call to a Redis that just failed: its entries expire by themselves
         except BaseException as exc:
@@ -171,6 +188,10 @@ class FleetConcurrencyLimit:
             if may_wait or not isinstance(exc, LimitExceeded):
                 await self._forget(lease_id)
             raise
+
+    async def _try(self, args: tuple[object, ...]) -> bool:
+        granted, self._seen = await self._store.run(_ACQUIRE_SCRIPT, self._keys, args)
+        return bool(granted)
 
     async def _release(self, lease_id: str) -> None:
         await self._store.run(_RELEASE_SCRIPT, self._keys[:3], (lease_id,))

@@ -56,11 +56,7 @@ def breaker_policy(open_for: float) -> BreakerPolicy:
 def make_breaker(store: StateStore, open_for: float) -> FleetBreaker:
     policy = breaker_policy(open_for)
     return FleetBreaker(
-        store,
-        name="legacy",
-        open_for=policy.open_for,
-        probes=policy.half_open_probes,
-        local=lambda: CircuitBreaker("legacy", policy),
+        store, name="legacy", policy=policy, local=lambda: CircuitBreaker("legacy", policy)
     )
 
 
@@ -166,7 +162,7 @@ async def _trip(url: str, open_for: float, results: Queue[Any]) -> None:
     breaker = make_breaker(store, open_for)
     for _ in range(3):
         if await breaker.allow():
-            await breaker.record(False)
+            await breaker.record_status(503)
     results.put(breaker.state)
     await store.close()
 

@@ -7,6 +7,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from gateway.fleet.concurrency import LimitExceeded
 from tests.fleet import fleet_children as kids
 from tests.fleet.processes import SPAWN, Job, children, collect
@@ -93,11 +95,11 @@ def test_slots_of_a_killed_instance_come_back_within_the_lease(redis_url: str) -
 async def _take_all(url: str, queue_timeout: float) -> tuple[int, int]:
     store = kids.make_store(url)
     try:
-        held_by_dead = await kids.make_limit(store, 0.0, lease=5.0).in_flight()
+        held_by_dead = await kids.make_limit(store, 0.0, lease=5.0).count_in_flight()
         limit = kids.make_limit(store, queue_timeout, lease=5.0)
         slots = [limit.slot() for _ in range(kids.LIMIT)]
         await asyncio.gather(*(slot.__aenter__() for slot in slots))
-        held = await limit.in_flight()
+        held = await limit.count_in_flight()
         for slot in slots:
             await slot.__aexit__(None, None, None)
         return held, held_by_dead
@@ -106,29 +108,29 @@ async def _take_all(url: str, queue_timeout: float) -> tuple[int, int]:
 
 
 def test_a_full_fleet_refuses_at_once_with_queue_timeout_zero(redis_url: str) -> None:
-    # GIVEN all 5 slots held in this instance and queue_timeout 0
-    async def scenario() -> tuple[int, int]:
+    # GIVEN all 5 slots held by another instance, and queue_timeout 0 here
+    async def scenario() -> tuple[int, int, int]:
         store = kids.make_store(redis_url)
-        limit = kids.make_limit(store, 0.0, lease=5.0)
-        slots = [limit.slot() for _ in range(kids.LIMIT)]
+        holders = kids.make_limit(store, 0.0, lease=5.0)
+        slots = [holders.slot() for _ in range(kids.LIMIT)]
         try:
             for slot in slots:
                 await slot.__aenter__()
+            limit = kids.make_limit(store, 0.0, lease=5.0)
             # WHEN one more arrives
-            try:
+            with pytest.raises(LimitExceeded) as refused:
                 async with limit.slot():
                     pass
-            except LimitExceeded as exc:
-                retry_after = exc.retry_after
-            in_flight = await limit.in_flight()
+            seen_by_refused = limit.in_flight
             for slot in slots:
                 await slot.__aexit__(None, None, None)
-            return retry_after, in_flight
+            return refused.value.retry_after, seen_by_refused, await limit.count_in_flight()
         finally:
             await store.close()
 
-    # THEN it is refused, and the fleet's count is 5
-    assert asyncio.run(scenario()) == (1, 5)
+    # THEN it is refused with Retry-After 1, having learnt the fleet's count (5) on the way;
+    # once they are released the fleet's count is 0
+    assert asyncio.run(scenario()) == (1, 5, 0)
 
 
 def test_a_cancelled_waiter_leaves_the_queue(redis_url: str) -> None:
@@ -154,7 +156,7 @@ def test_a_cancelled_waiter_leaves_the_queue(redis_url: str) -> None:
             await slots[0].__aexit__(None, None, None)
             # THEN a newcomer that may not wait gets it: nobody is left ahead of it
             async with holders.slot():
-                in_flight = await holders.in_flight()
+                in_flight = await holders.count_in_flight()
             for slot in slots[1:]:
                 await slot.__aexit__(None, None, None)
             return in_flight

@@ -98,7 +98,7 @@ def test_closed_raises_state_unavailable_within_the_timeout(
     # GIVEN on_unavailable: closed, and Redis killed (refuses) or stalled (SIGSTOP: silent)
     async def scenario(store: StateStore) -> tuple[BaseException | None, float]:
         limit = _limit(store)
-        await limit.in_flight()  # a pooled connection exists before the fault
+        await limit.count_in_flight()  # a pooled connection exists before the fault
         if fault == "killed":
             redis_server.kill()
         else:
@@ -130,7 +130,7 @@ def test_fleet_limits_resume_after_a_restart(redis_server: RedisServer) -> None:
         redis_server.start()
         async with limit.slot():
             # THEN the same store uses it again: the slot is a fleet lease
-            in_flight = await limit.in_flight()
+            in_flight = await limit.count_in_flight()
         snapshot = store.snapshot()
         return in_flight, snapshot.available, snapshot.transitions
 
@@ -142,11 +142,11 @@ def test_scripts_are_loaded_again_after_a_flush(redis_server: RedisServer) -> No
     async def scenario(store: StateStore) -> tuple[int, int]:
         limit = _limit(store)
         async with limit.slot():
-            before = await limit.in_flight()
+            before = await limit.count_in_flight()
         await store.call("SCRIPT", "FLUSH")
         # WHEN it runs again  THEN NOSCRIPT is answered by loading it: no failure counted
         async with limit.slot():
-            after = await limit.in_flight()
+            after = await limit.count_in_flight()
         assert store.snapshot().unavailable_total == 0
         return before, after
 

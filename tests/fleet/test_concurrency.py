@@ -9,12 +9,15 @@ import time
 
 import pytest
 
-from gateway.fleet.concurrency import LimitExceeded
+from gateway.fleet.concurrency import POLL_MAX, LimitExceeded
 from tests.fleet import fleet_children as kids
 from tests.fleet.processes import SPAWN, Job, children, collect
 
 PROCESSES = 4
 SETTLE = 2.0
+OVERTAKE = 4 * POLL_MAX
+"""How much earlier a later arrival may be granted: a few poll intervals of a loaded machine
+(arrivals are 25 ms apart, so this is about four places in the queue, never more)."""
 """Wall-clock head start so every spawned child is up before the first arrival."""
 
 
@@ -40,14 +43,14 @@ def test_processes_never_hold_more_than_the_limit_and_are_served_in_arrival_orde
     # THEN every one was served, the recorder never saw more than 5 in flight (and saw 5)
     assert {how for *_, how in reports} == {"granted"}
     assert recorder[1].value == kids.LIMIT
-    # AND slots went in order of arrival, up to one poll interval of slack
+    # AND slots went in order of arrival, up to OVERTAKE of slack
     by_arrival = sorted(reports, key=lambda report: report[1])
     granted = [report[2] for report in by_arrival]
     overtaken = [
         (earlier[0], later[0])
         for position, earlier in enumerate(by_arrival)
         for later in by_arrival[position + 1 :]
-        if later[2] < earlier[2] - 0.05
+        if later[2] < earlier[2] - OVERTAKE
     ]
     print("grant waits (ms):", [round((g - a) * 1000) for _, a, g, _ in by_arrival])
     assert overtaken == [], granted

@@ -34,6 +34,8 @@ from gateway.fleet.settings import StateSettings
 
 log = logging.getLogger("gateway.fleet")
 
+MAX_CONNECTIONS = 64
+"""Per process: more concurrent Redis calls than this queue for a connection."""
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 """Upper bounds in seconds of the Redis call latency histogram (Prometheus `le`)."""
 
@@ -169,12 +171,14 @@ class StateStore:
 
 
 def _client(settings: StateSettings) -> aioredis.Redis:
-    # Socket timeouts are a backstop under the asyncio deadline; no retries inside the client.
-    client: aioredis.Redis = aioredis.Redis.from_url(
+    # A blocking pool: past max_connections a call waits (within its deadline) for a connection
+    # rather than failing at once with "Too many connections" and falling back for nothing.
+    pool = aioredis.BlockingConnectionPool.from_url(
         settings.redis,
+        max_connections=MAX_CONNECTIONS,
+        timeout=settings.timeout,
         socket_timeout=settings.timeout,
         socket_connect_timeout=settings.timeout,
         retry=Retry(NoBackoff(), 0),
-        max_connections=256,
     )
-    return client
+    return aioredis.Redis.from_pool(pool)  # owns the pool: close() disconnects it

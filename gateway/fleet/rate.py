@@ -16,6 +16,7 @@ instances with skewed clocks agree.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Protocol
 
 from gateway.fleet.store import Script, StateStore, StateUnavailable
@@ -34,6 +35,8 @@ redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', full_in_ms)
 return ''
 """
 _GCRA_SCRIPT = Script(_GCRA)
+MAX_KEY = 100
+"""Longer client keys (a header's value can be kilobytes) are stored by their SHA-256."""
 
 
 class LocalRateLimiter(Protocol):
@@ -66,10 +69,17 @@ class FleetRateLimiter:
         """
         try:
             wait = await self._store.run(
-                _GCRA_SCRIPT, (self._prefix + key,), (self._interval_us, self._tolerance_us)
+                _GCRA_SCRIPT, (self._prefix + _short(key),), (self._interval_us, self._tolerance_us)
             )
         except StateUnavailable:
             if self._store.settings.on_unavailable == "closed":
                 raise
             return self._local.check(key)
         return float(wait) / 1_000_000 if wait else None
+
+
+def _short(key: str) -> str:
+    """A client's key as Redis stores it: a long one (a header's value) by its digest."""
+    if len(key) <= MAX_KEY:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()

@@ -68,3 +68,24 @@ def test_keys_are_counted_apart(redis_url: str) -> None:
     first, second, again = asyncio.run(scenario())
     assert (first, second) == (None, None)
     assert again is not None
+
+
+def test_a_long_key_is_stored_by_its_digest_and_still_limited(redis_url: str) -> None:
+    # GIVEN burst 1 and a key of 10,000 characters (a header's value, say)
+    async def scenario() -> tuple[float | None, float | None, list[bytes]]:
+        store = kids.make_store(redis_url)
+        try:
+            limiter = FleetRateLimiter(
+                store, name="r", rate=1.0, burst=1, local=RateLimiter(1.0, 1)
+            )
+            # WHEN it asks twice
+            answers = await limiter.check("x" * 10_000), await limiter.check("x" * 10_000)
+            return *answers, await store.call("KEYS", "*")
+        finally:
+            await store.close()
+
+    first, second, keys = asyncio.run(scenario())
+    # THEN it is limited as any key, under a short Redis key
+    assert first is None
+    assert second is not None
+    assert [len(key) for key in keys] == [len("gw:test:rate:r:sha256:") + 64]

@@ -1,0 +1,241 @@
+"""`max_concurrency` across the fleet: leases in a sorted set, waiters in ticket order.
+
+Keys, under the store's prefix and the limit's name:
+  leases   ZSET lease id -> expiry (ms, Redis time): a slot held; a killed instance's slots
+           expire by themselves after `lease` (the target's timeout plus a margin, which
+           bounds a request anyway, so leases are not renewed)
+  queue    ZSET waiter id -> ticket (INCR of `ticket`): who waits, first come first served
+  waitexp  ZSET waiter id -> expiry (ms): a waiter that stops polling (killed) leaves the queue
+
+Acquire is one script (one round trip): purge expired leases and waiters, then take a slot if
+one is free and nobody is ahead (a newcomer when the queue is empty; a waiter when its rank is
+below the free slots), else join or stay in the queue. Release is one script. Waiters poll with
+a short backoff rather than subscribe: a subscription is one more connection per instance, is
+lost while a Lambda environment is frozen and on failover, and polling is paid only when the
+limit is full (see bench/fleet_bench.py for the hand-over latency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+import uuid
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Protocol
+
+from gateway.fleet.store import Script, StateStore, StateUnavailable
+
+POLL_FIRST = 0.002
+POLL_MAX = 0.025
+"""A waiter polls after 2 ms, doubling up to 25 ms: the slowest hand-over of a freed slot."""
+
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local leases, queue, waitexp, ticket = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local limit, lease_ms, wait_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local me, may_wait = ARGV[4], ARGV[5] == '1'
+redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+local gone = redis.call('ZRANGEBYSCORE', waitexp, '-inf', now)
+for i = 1, #gone do redis.call('ZREM', queue, gone[i]); redis.call('ZREM', waitexp, gone[i]) end
+local held = redis.call('ZCARD', leases)
+local go = false
+if held < limit then
+  local rank = redis.call('ZRANK', queue, me)
+  if rank then go = rank < limit - held else go = redis.call('ZCARD', queue) == 0 end
+end
+if go then
+  redis.call('ZADD', leases, now + lease_ms, me)
+  redis.call('ZREM', queue, me)
+  redis.call('ZREM', waitexp, me)
+  redis.call('PEXPIRE', leases, lease_ms + wait_ms)
+  return {1, held + 1}
+end
+if not may_wait then return {0, held} end
+if not redis.call('ZSCORE', queue, me) then
+  -- a newcomer, or a waiter whose entry expired while it was away: to the back of the queue
+  redis.call('ZADD', queue, redis.call('INCR', ticket), me)
+  redis.call('PEXPIRE', ticket, 86400000)
+end
+redis.call('ZADD', waitexp, now + wait_ms, me)
+redis.call('PEXPIRE', queue, lease_ms + wait_ms)
+redis.call('PEXPIRE', waitexp, lease_ms + wait_ms)
+return {0, held}
+"""
+
+_RELEASE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+"""
+
+_IN_FLIGHT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZCARD', KEYS[1])
+"""
+
+_ACQUIRE_SCRIPT, _RELEASE_SCRIPT = Script(_ACQUIRE), Script(_RELEASE)
+_IN_FLIGHT_SCRIPT = Script(_IN_FLIGHT)
+
+
+class LimitExceeded(Exception):
+    """No slot came free within the queue timeout; try again in `retry_after` seconds.
+
+    The same shape as gateway.limits.LimitExceeded (which this package may not import yet); the
+    wiring step makes them one class.
+    """
+
+    def __init__(self, limit: int, queue_timeout: float) -> None:
+        super().__init__(f"{limit} requests already in flight; none finished in {queue_timeout}s")
+        self.retry_after: int = max(1, math.ceil(queue_timeout))
+
+
+class LocalLimit(Protocol):
+    """gateway.limits.ConcurrencyLimit, as the fallback while Redis is unavailable."""
+
+    @property
+    def in_flight(self) -> int: ...
+
+    def slot(self) -> AbstractAsyncContextManager[None]: ...
+
+
+class FleetConcurrencyLimit:
+    """At most `limit` slots held across the fleet; `slot()` as ConcurrencyLimit.slot()."""
+
+    __slots__ = (
+        "_keys",
+        "_lease_ms",
+        "_limit",
+        "_local",
+        "_queue_timeout",
+        "_seen",
+        "_store",
+        "_wait_ms",
+    )
+
+    def __init__(  # noqa: PLR0913 - keyword-only, as the wiring names each one
+        self,
+        store: StateStore,
+        *,
+        name: str,
+        limit: int,
+        queue_timeout: float,
+        lease: float,
+        local: LocalLimit,
+    ) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        if not queue_timeout >= 0 or not lease > 0:
+            raise ValueError("queue_timeout must be >= 0 and lease > 0 seconds")
+        self._store = store
+        self._limit = limit
+        self._queue_timeout = queue_timeout
+        self._lease_ms = math.ceil(lease * 1000)
+        # A waiter polls at least every POLL_MAX; one missing for a second more has gone.
+        self._wait_ms = math.ceil((POLL_MAX + store.timeout + 1.0) * 1000)
+        self._local = local
+        self._seen = 0
+        self._keys = tuple(store.key("conc", name, part) for part in ("leases", "queue"))
+        self._keys += (store.key("conc", name, "waitexp"), store.key("conc", name, "ticket"))
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    def slot(self) -> AbstractAsyncContextManager[None]:
+        """Hold one fleet slot for the body; LimitExceeded after queue_timeout.
+
+        With Redis unavailable: on_unavailable=local holds a slot of the local limit instead;
+        closed raises StateUnavailable (503) at once.
+        """
+        return _FleetSlot(self)
+
+    @property
+    def in_flight(self) -> int:
+        """The fleet's count as this instance last saw it (an acquire answers it for free);
+        the local limit's while Redis is unavailable. For an error message."""
+        return self._seen if self._store.available else self._local.in_flight
+
+    async def count_in_flight(self) -> int:
+        """The fleet's count of held, unexpired slots, read now (for /_gateway/routes)."""
+        self._seen = int(await self._store.run(_IN_FLIGHT_SCRIPT, self._keys[:1], ()))
+        return self._seen
+
+    async def _acquire(self, lease_id: str) -> None:
+        deadline = time.monotonic() + self._queue_timeout
+        may_wait = self._queue_timeout > 0
+        args = (self._limit, self._lease_ms, self._wait_ms, lease_id, "1" if may_wait else "0")
+        pause = POLL_FIRST
+        try:
+            granted = await self._try(args)
+            while not granted:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise LimitExceeded(self._limit, self._queue_timeout)
+                await asyncio.sleep(min(pause, left))
+                pause = min(pause * 2, POLL_MAX)
+                granted = await self._try(args)
+        except StateUnavailable:
+            raise  # no second call to a Redis that just failed: its entries expire by themselves
+        except BaseException as exc:
+            # Timed out in the queue, or cancelled (perhaps just after Redis granted the lease).
+            if may_wait or not isinstance(exc, LimitExceeded):
+                await self._forget(lease_id)
+            raise
+
+    async def _try(self, args: tuple[object, ...]) -> bool:
+        granted, self._seen = await self._store.run(_ACQUIRE_SCRIPT, self._keys, args)
+        return bool(granted)
+
+    async def _release(self, lease_id: str) -> None:
+        await self._store.run(_RELEASE_SCRIPT, self._keys[:3], (lease_id,))
+
+    async def _forget(self, lease_id: str) -> None:
+        """Leave the queue (a timed-out or cancelled waiter); best effort, shielded."""
+        with contextlib.suppress(StateUnavailable):  # its waiter entry expires anyway
+            await asyncio.shield(self._release(lease_id))
+
+
+class _FleetSlot(AbstractAsyncContextManager[None]):
+    __slots__ = ("_fleet", "_lease_id", "_local_slot")
+
+    def __init__(self, fleet: FleetConcurrencyLimit) -> None:
+        self._fleet = fleet
+        self._lease_id: str | None = None
+        self._local_slot: AbstractAsyncContextManager[None] | None = None
+
+    async def __aenter__(self) -> None:
+        if self._lease_id is not None or self._local_slot is not None:
+            raise RuntimeError("this slot is already held; take another with limit.slot()")
+        lease_id = uuid.uuid4().hex
+        try:
+            await self._fleet._acquire(lease_id)
+        except StateUnavailable:
+            if self._fleet._store.settings.on_unavailable == "closed":
+                raise
+            local_slot = self._fleet._local.slot()
+            await local_slot.__aenter__()
+            self._local_slot = local_slot
+            return
+        self._lease_id = lease_id
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        lease_id, self._lease_id = self._lease_id, None
+        local_slot, self._local_slot = self._local_slot, None
+        if local_slot is not None:
+            await local_slot.__aexit__(exc_type, exc, traceback)
+        if lease_id is not None:
+            # The lease expires by itself: the answer must not fail for a lost release.
+            with contextlib.suppress(StateUnavailable):
+                await asyncio.shield(self._fleet._release(lease_id))

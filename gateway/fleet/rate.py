@@ -1,0 +1,85 @@
+"""`rate` / `burst` per key across the fleet: the local token bucket, kept in Redis as GCRA.
+
+The generic cell rate algorithm is a token bucket stored as one number per key, the time at
+which the bucket would be full again (its "theoretical arrival time"): a request is admitted
+when that time, plus one token's worth, is at most `burst` tokens' worth ahead of now. So
+`burst` is the bucket's capacity and `rate` its refill, exactly as gateway/ratelimit.py, and
+a key that is quiet for burst/rate seconds has no key left in Redis (PX expiry).
+
+Why not the `limits` library: it offers fixed window, moving window and sliding window
+counter, but no token bucket, so `burst` would change meaning (a moving window of `burst`
+per burst/rate seconds admits 100 in 5 s at 20/s burst 20 where the local bucket admits
+120); its Redis storage also builds its own client, outside the store's one deadline and
+availability count. One script, one round trip per check, using Redis's clock (TIME), so
+instances with skewed clocks agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+
+from gateway.fleet.store import Script, StateStore, StateUnavailable
+
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local allow_at = tat + interval - tolerance
+if now < allow_at then return tostring(allow_at - now) end
+local new_tat = tat + interval
+local full_in_ms = math.ceil((new_tat - now) / 1000) + 1
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', full_in_ms)
+return ''
+"""
+_GCRA_SCRIPT = Script(_GCRA)
+MAX_KEY = 100
+"""Longer client keys (a header's value can be kilobytes) are stored by their SHA-256."""
+
+
+class LocalRateLimiter(Protocol):
+    """gateway.ratelimit.RateLimiter, as the fallback while Redis is unavailable."""
+
+    def check(self, key: str) -> float | None: ...
+
+
+class FleetRateLimiter:
+    """Token buckets per key shared by the fleet; `check` as RateLimiter.check, but awaited."""
+
+    __slots__ = ("_interval_us", "_local", "_prefix", "_store", "_tolerance_us")
+
+    def __init__(
+        self, store: StateStore, *, name: str, rate: float, burst: int, local: LocalRateLimiter
+    ) -> None:
+        if not rate > 0 or burst < 1:
+            raise ValueError(f"rate must be positive and burst at least 1, not {rate}, {burst}")
+        self._store = store
+        self._interval_us = 1_000_000 / rate
+        self._tolerance_us = self._interval_us * burst
+        self._local = local
+        self._prefix = store.key("rate", name, "")
+
+    async def check(self, key: str) -> float | None:
+        """None if `key` may go ahead now; else seconds until it may (for Retry-After).
+
+        With Redis unavailable: on_unavailable=local asks the local limiter; closed raises
+        StateUnavailable (503).
+        """
+        try:
+            wait = await self._store.run(
+                _GCRA_SCRIPT, (self._prefix + _short(key),), (self._interval_us, self._tolerance_us)
+            )
+        except StateUnavailable:
+            if self._store.settings.on_unavailable == "closed":
+                raise
+            return self._local.check(key)
+        return float(wait) / 1_000_000 if wait else None
+
+
+def _short(key: str) -> str:
+    """A client's key as Redis stores it: a long one (a header's value) by its digest."""
+    if len(key) <= MAX_KEY:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()

@@ -1,0 +1,104 @@
+"""The `state:` block: where the fleet's shared protection state lives, and what to do without it.
+
+`parse_state` is pure: it returns the settings or the problems, each as (field, message), and
+the loader attaches the file and line. The duration parser below is a stand-in (this package
+may import no other gateway module); the re-layout folds it into config/units.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, cast
+from urllib.parse import urlsplit
+
+OnUnavailable = Literal["local", "closed"]
+REDIS_URL_ENV = "GATEWAY_REDIS_URL"
+_KEYS = frozenset({"redis", "prefix", "timeout", "on_unavailable"})
+_SCHEMES = ("redis", "rediss")
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+Problem = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StateSettings:
+    redis: str
+    prefix: str = "gw:"
+    timeout: float = 0.05
+    """The longest one Redis call may take, in seconds."""
+    on_unavailable: OnUnavailable = "local"
+
+
+def parse_state(
+    mapping: Mapping[str, object] | None, environ: Mapping[str, str] = os.environ
+) -> tuple[StateSettings | None, list[Problem]]:
+    """The settings of a `state:` block (None without one), or the problems found in it."""
+    if mapping is None:
+        return None, []
+    problems: list[Problem] = [
+        (str(key), f"unknown key {str(key)[:80]!r} in state: use {', '.join(sorted(_KEYS))}")
+        for key in mapping
+        if key not in _KEYS
+    ]
+    url = environ.get(REDIS_URL_ENV) or mapping.get("redis")
+    field = REDIS_URL_ENV if environ.get(REDIS_URL_ENV) else "redis"
+    url_problem = _url_problem(url)
+    if url_problem:
+        problems.append((field, url_problem))
+    prefix = mapping.get("prefix", "gw:")
+    if not isinstance(prefix, str):
+        problems.append(("prefix", f"prefix must be a string, not {prefix!r}"))
+    timeout = _timeout(mapping.get("timeout", "50ms"), problems)
+    on_unavailable = mapping.get("on_unavailable", "local")
+    if on_unavailable not in ("local", "closed"):
+        problems.append(
+            ("on_unavailable", f"on_unavailable must be local or closed, not {on_unavailable!r}")
+        )
+    if problems:
+        return None, problems
+    return (
+        StateSettings(
+            redis=cast(str, url),
+            prefix=cast(str, prefix),
+            timeout=timeout,
+            on_unavailable=cast(OnUnavailable, on_unavailable),
+        ),
+        [],
+    )
+
+
+def _url_problem(url: object) -> str | None:
+    if not isinstance(url, str) or not url:
+        return f"state needs redis: a redis:// or rediss:// URL (or {REDIS_URL_ENV})"
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        return f"{url[:200]!r} is not a URL: write redis://host:6379/0 or rediss://..."
+    if parts.scheme not in _SCHEMES or not parts.hostname or not port_ok:
+        return f"{url[:200]!r} is not a redis:// or rediss:// URL with a host"
+    return None
+
+
+def _timeout(value: object, problems: list[Problem]) -> float:
+    seconds = _duration(value)
+    if seconds is None or not seconds > 0:
+        problems.append(
+            ("timeout", f"timeout must be a positive duration like 50ms, not {value!r}")
+        )
+        return 0.0
+    return seconds
+
+
+def _duration(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    found = _DURATION_RE.match(value) if isinstance(value, str) else None
+    return float(found.group(1)) * _UNIT_SECONDS[found.group(2) or "s"] if found else None

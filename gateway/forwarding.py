@@ -14,14 +14,12 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 
-from gateway.breaker import CircuitBreaker, OnChange
-from gateway.config import Route, Target
+from gateway.config.model import Route
 from gateway.errors import CircuitOpen, GatewayError, Overloaded, RequestTimeout
-from gateway.limits import ConcurrencyLimit, LimitExceeded
-from gateway.retries import RetryBudget, RetryPolicy
-from gateway.telemetry import Exchange
+from gateway.protection.concurrency import LimitExceeded
+from gateway.protection.guard import TargetGuard
+from gateway.telemetry.exchange import Exchange
 from gateway.upstreams.base import Upstream, UpstreamRequest, UpstreamResponse
 
 FALLBACK_STATUSES = frozenset({502, 503, 504})
@@ -30,29 +28,6 @@ WHOLE_BELOW = 64 * 1024
 # (a clean 502 if the upstream dies in it); past that it streams, so a slow drip's first byte
 # waits at most this long. See bench/drip_bench.py for both sides of the trade.
 WHOLE_WITHIN = 0.05
-
-
-@dataclass(slots=True)
-class TargetGuard:
-    """One target's protection, built once per target definition and kept across reloads."""
-
-    retry: RetryPolicy
-    budget: RetryBudget
-    breaker: CircuitBreaker | None
-    limit: ConcurrencyLimit | None
-    timeout: float = 30.0
-    """The target's timeout: also how long a client may leave a streamed answer unread."""
-
-    @classmethod
-    def build(cls, target: Target, on_change: OnChange | None = None) -> TargetGuard:
-        spec = target.protection
-        breaker = None
-        if spec.breaker is not None:
-            breaker = CircuitBreaker(target.name, spec.breaker, on_change=on_change)
-        limit = None
-        if spec.max_concurrency is not None:
-            limit = ConcurrencyLimit(spec.max_concurrency, spec.queue_timeout)
-        return cls(spec.retry, RetryBudget(spec.retry), breaker, limit, target.timeout)
 
 
 Upstreams = Callable[[str], tuple[Upstream, TargetGuard]]

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from gateway.asgi import ASGIApp, Receive, Scope, Send
-from gateway.config import Route
+from gateway.config.model import Route
 from gateway.decision import decide, is_admin_path, request_target
 from gateway.errors import (
     ClientDisconnected,
@@ -27,11 +27,11 @@ from gateway.headers import HeaderView, cookie_value, request_headers
 from gateway.routing import RouteMatch
 from gateway.runtime import Runtime
 from gateway.splitting import pick
-from gateway.telemetry import Exchange, Telemetry
+from gateway.telemetry.exchange import Exchange, Telemetry
 from gateway.upstreams.base import Body, UpstreamRequest, UpstreamResponse
 
 if TYPE_CHECKING:
-    from gateway.auth import Principal
+    from gateway.admission.auth import Principal
 
 logger = logging.getLogger("gateway.proxy")
 

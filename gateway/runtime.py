@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from gateway.admin_guard import AdminGuard
-from gateway.admission import RouteGuard
+from gateway.admission.admin_guard import AdminGuard
+from gateway.admission.guard import RouteGuard
 from gateway.asgi import Scope
-from gateway.breaker import OnChange
-from gateway.config import GatewayConfig, HttpTarget, LambdaTarget, Target, base_dir
-from gateway.forwarding import TargetGuard
+from gateway.config.model import GatewayConfig, HttpTarget, LambdaTarget, Target, base_dir
 from gateway.normalize import Network, forwarded_for, parse_trusted
+from gateway.protection.breaker import OnChange
+from gateway.protection.guard import TargetGuard
 from gateway.routing import RouteTable
 from gateway.upstreams.base import Upstream
 from gateway.upstreams.http import HttpUpstream
@@ -58,7 +58,7 @@ def build_upstream(target: Target) -> Upstream:
         case HttpTarget():
             return HttpUpstream(target)
         case LambdaTarget():
-            # boto3 is imported only where a lambda: target exists (cold start).
+            # cold start: boto3 only where a lambda: target exists
             from gateway.upstreams.aws_lambda import LambdaUpstream
 
             return LambdaUpstream(target)

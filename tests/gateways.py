@@ -10,7 +10,7 @@ from typing import Protocol
 import pytest
 
 from gateway.app import create_app
-from gateway.telemetry import Telemetry
+from gateway.telemetry.exchange import Telemetry
 from tests.servers import serve_in_thread, write_config
 
 

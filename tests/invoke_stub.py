@@ -1,6 +1,6 @@
 """A Lambda Invoke API for the tests: records every payload, answers as each function is told.
 
-Written apart from `gateway.local_lambda` on purpose, so the gateway's Lambda path is checked
+Written apart from `gateway.cli.local_lambda` on purpose, so the gateway's Lambda path is checked
 against a second reading of the wire format, not against itself. A function nobody told
 anything is unknown: 404 ResourceNotFoundException, as Lambda answers.
 """

@@ -10,10 +10,10 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from gateway.access_log import AccessLog, Redactor
-from gateway.metrics import create_metrics
-from gateway.telemetry import Telemetry
-from gateway.tracing import Tracing
+from gateway.telemetry.access_log import AccessLog, Redactor
+from gateway.telemetry.exchange import Telemetry
+from gateway.telemetry.metrics import create_metrics
+from gateway.telemetry.tracing import Tracing
 
 
 @dataclass

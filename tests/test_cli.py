@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
-from gateway.config import load_config
+from gateway.cli.main import main
+from gateway.config.load import load_config
 from tests.gateways import GatewayFactory
 from tests.servers import free_port
 

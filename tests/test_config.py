@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from gateway.app import create_app
-from gateway.config import (
+from gateway.config.load import load_config, parse_config
+from gateway.config.model import (
     DEFAULT_TIMEOUT,
     ConfigError,
     ConfigProblem,
@@ -18,10 +19,8 @@ from gateway.config import (
     LambdaTarget,
     Route,
     Sticky,
-    load_config,
-    parse_config,
 )
-from gateway.durations import parse_duration
+from gateway.config.units import parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 

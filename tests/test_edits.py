@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import parse_config
-from gateway.config_diff import diff
-from gateway.edits import EditError, EditResult, add_edit_verbs, promote, rollback, shift
+from gateway.cli.diff import diff
+from gateway.config.load import parse_config
+from gateway.rollouts.edit import EditError, EditResult, add_edit_verbs, promote, rollback, shift
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTES_TEXT = (ROOT / "routes.yaml").read_text(encoding="utf-8")

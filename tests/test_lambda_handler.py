@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateway.lambda_fields import header_list
+from gateway.alb_fields import header_list
 from tests import lambda_kit as kit
 from tests.lambda_kit import alb_event, answer_body, error_code, lambda_entry, pattern
 from tests.lambda_runner import LambdaProcess

@@ -17,13 +17,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from gateway.local_lambda import (
-    FunctionSpecError,
-    add_arguments,
-    create_invoke_app,
-    load_functions,
-    run,
-)
+from gateway.cli.local_lambda import add_arguments, run
+from gateway.local.functions import FunctionSpecError, load_functions
+from gateway.local.invoke_api import create_invoke_app
 from gateway.upstreams import aws_lambda
 from services.orders_v2.faults import DELAY_MS_ENV, FAIL_RATE_ENV
 from tests.gateways import GatewayFactory
@@ -34,7 +30,7 @@ ORDERS = "orders-v2=services.orders_v2.app:handler"
 ARN = "arn:aws:lambda:eu-west-1:123456789012:function:whoami"
 SERVE = (
     "import argparse, sys\n"
-    "from gateway.local_lambda import add_arguments, run\n"
+    "from gateway.cli.local_lambda import add_arguments, run\n"
     "parser = argparse.ArgumentParser()\n"
     "add_arguments(parser)\n"
     "sys.exit(run(parser.parse_args()))\n"

@@ -12,17 +12,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from gateway.resilience import (
-    BreakerPolicy,
-    CircuitBreaker,
-    ConcurrencyLimit,
-    LimitExceeded,
-    RateLimiter,
-    RetryBudget,
-    RetryPolicy,
-    TokenBucket,
-    parse_rate,
-)
+from gateway.admission.ratelimit import RateLimiter, TokenBucket
+from gateway.config.model import BreakerPolicy, RetryPolicy
+from gateway.protection.breaker import CircuitBreaker
+from gateway.protection.concurrency import ConcurrencyLimit, LimitExceeded
+from gateway.protection.retries import RetryBudget
 
 pytestmark = pytest.mark.usefixtures("close_the_import_time_event_loop")
 
@@ -714,26 +708,3 @@ def test_the_least_recently_used_key_is_forgotten_past_max_keys() -> None:
     assert limiter.check("a") is not None
     assert limiter.check("b") is None
     assert len(limiter) == 2
-
-
-@pytest.mark.parametrize(
-    ("text", "per_second"),
-    [("100/s", 100.0), ("60/m", 1.0), ("7200/h", 2.0), (" 2.5 / s ", 2.5)],
-    ids=["per-second", "per-minute", "per-hour", "decimal-with-spaces"],
-)
-def test_rates_are_read_as_per_second(text: str, per_second: float) -> None:
-    # GIVEN / WHEN a rate as written in config is parsed
-    # THEN it comes out per second
-    assert parse_rate(text) == pytest.approx(per_second)
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["100", "100/d", "abc/s", "0/s", "-1/s", "", "1/s/s"],
-    ids=["no-unit", "per-day", "not-a-number", "zero", "negative", "empty", "two-units"],
-)
-def test_a_malformed_rate_is_refused_with_the_accepted_forms(text: str) -> None:
-    # GIVEN / WHEN a malformed rate is parsed
-    # THEN the error names what would have been accepted
-    with pytest.raises(ValueError, match=r"N/s, N/m or N/h"):
-        parse_rate(text)

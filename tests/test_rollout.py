@@ -25,12 +25,13 @@ import pytest
 from botocore.stub import Stubber
 
 from gateway.app import create_app
-from gateway.config import CounterSnapshot, RolloutSpec, RolloutState, load_config, parse_config
-from gateway.rollout import Kind, Outcome, add_rollout_verbs, judge, watch
-from gateway.rollout_edit import all_to, edit_route, shift_to
-from gateway.rollout_lambda import RolloutFailed, handler
-from gateway.rollout_metrics import CloudWatchSource, Window, delta, quantile
-from gateway.rollout_store import ConcurrentEdit, S3Store, SsmStore
+from gateway.config.load import load_config, parse_config
+from gateway.config.model import CounterSnapshot, RolloutSpec, RolloutState
+from gateway.rollouts.controller import Kind, Outcome, add_rollout_verbs, judge, watch
+from gateway.rollouts.lambda_entry import RolloutFailed, handler
+from gateway.rollouts.metrics import CloudWatchSource, Window, delta, quantile
+from gateway.rollouts.rollout_edit import all_to, edit_route, shift_to
+from gateway.rollouts.store import ConcurrentEdit, S3Store, SsmStore
 from tests.servers import free_port, serve_in_thread, write_config
 from tests.test_infra import INFRA, RESOURCES, TEMPLATE, Stack
 
@@ -695,7 +696,7 @@ def test_controller_may_edit_only_the_route_table_and_read_metrics(
     function = stack.value(RESOURCES["RolloutController"]["Properties"])
     grants = controller_grants(stack)
     # THEN it runs the rollout handler on the table the gateway reads, with CloudWatch metrics
-    assert function["Handler"] == "gateway.rollout_lambda.handler"
+    assert function["Handler"] == "gateway.rollouts.lambda_entry.handler"
     assert function["CodeUri"] == RESOURCES["GatewayFunction"]["Properties"]["CodeUri"]
     assert function["Environment"]["Variables"]["ROLLOUT_CONFIG"] == config
     assert function["Environment"]["Variables"]["METRICS"] == "cloudwatch:StranglerGateway"

@@ -44,7 +44,7 @@ routes:
 """
         path = write_config(Path(tmp_path_factory.mktemp("serve")), table)
         port = free_port()
-        argv = ["-m", "gateway.cli", "serve", path, "--port", str(port)]
+        argv = ["-m", "gateway.cli.main", "serve", path, "--port", str(port)]
         with serve_process(argv, port, env={"GATEWAY_ACCESS_LOG": "off"}):
             yield f"http://127.0.0.1:{port}"
 
@@ -77,7 +77,7 @@ def test_a_broken_table_is_one_message_and_exit_1(tmp_path: Path) -> None:
     path = write_config(tmp_path, "targets: {}\nroutes:\n  - {name: x, path: /, spilt: {}}\n")
     # WHEN it is served
     done = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "serve", path, "--port", str(free_port())],
+        [sys.executable, "-m", "gateway.cli.main", "serve", path, "--port", str(free_port())],
         capture_output=True,
         text=True,
         timeout=60,
@@ -92,7 +92,7 @@ def test_a_broken_table_is_one_message_and_exit_1(tmp_path: Path) -> None:
 def test_version_is_the_package_version() -> None:
     # WHEN the version is asked for
     done = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "--version"],
+        [sys.executable, "-m", "gateway.cli.main", "--version"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from gateway.app import create_app
-from gateway.config import CounterSnapshot
-from gateway.rollout import add_rollout_verbs
-from gateway.status import Row, render, rows
+from gateway.cli.status import Row, render, rows
+from gateway.config.model import CounterSnapshot
+from gateway.rollouts.controller import add_rollout_verbs
 from tests.servers import free_port, serve_in_thread, write_config
 
 ROUTES = """\

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.access_log import Redactor
+from gateway.telemetry.access_log import Redactor
 from gateway.upstreams import aws_lambda
 from tests.gateways import GatewayFactory
 from tests.invoke_stub import fake_aws, running_stub

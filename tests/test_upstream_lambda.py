@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from gateway.app import create_app
-from gateway.lambda_payloads import TARGET_GROUP_ARN
 from gateway.upstreams import aws_lambda
+from gateway.upstreams.lambda_payloads import TARGET_GROUP_ARN
 from tests.gateways import GatewayFactory
 from tests.invoke_stub import InvokeStub, fake_aws, running_stub
 from tests.servers import free_port, serve_in_thread, write_config

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.app import create_app
-from gateway.cli import main
+from gateway.cli.main import main
 from tests.conformance.deviations import require_documented
 from tests.conformance.path_vectors import Vector, classify, corpus, vector_id
 from tests.rawhttp import RawResponse

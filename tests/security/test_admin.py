@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.auth import hash_api_key
-from gateway.cli import main
-from gateway.config import ConfigError, parse_config
-from gateway.rollout_metrics import PrometheusSource
+from gateway.admission.auth import hash_api_key
+from gateway.cli.main import main
+from gateway.config.load import parse_config
+from gateway.config.model import ConfigError
+from gateway.rollouts.metrics import PrometheusSource
 from tests.lambda_runner import lambda_process
 from tests.security.admission_kit import (
     PARSERS,

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.admission import FailureCounter, TooManyAuthFailures
-from gateway.auth import hash_api_key
-from gateway.config import ConfigError, RateSpec, parse_config
-from gateway.ratelimit import RateLimiter
+from gateway.admission.auth import hash_api_key
+from gateway.admission.guard import FailureCounter, TooManyAuthFailures
+from gateway.admission.ratelimit import RateLimiter
+from gateway.config.load import parse_config
+from gateway.config.model import ConfigError, RateSpec
 from tests.lambda_runner import lambda_process
 from tests.rawhttp import RawResponse
 from tests.security.admission_kit import (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.auth import hash_api_key
+from gateway.admission.auth import hash_api_key
 from tests import jwt_kit
 from tests.lambda_runner import lambda_process
 from tests.security.admission_kit import (

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.admission.auth import hash_api_key
 from gateway.app import create_app
-from gateway.auth import hash_api_key
 from legacy_stub.app import create_app as legacy_app
 from tests.servers import free_port, serve_in_thread, serve_process, write_config
 

@@ -8,6 +8,7 @@ import: it may keep a cold start light, never close a loop.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -223,3 +224,14 @@ def test_every_deferred_import_says_why() -> None:
         if "# cold start:" not in above
     ]
     assert unexplained == []
+
+
+def test_the_readme_module_table_names_the_folders() -> None:
+    # GIVEN the README's module table  THEN it names every folder and module, and no other
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| module | holds |") : text.index("## routes.yaml reference")]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    named = {name for row in rows for name in re.findall(r"`([a-z_]+(?:\.py|/))`", row)}
+    folders = {f"{path.parent.name}/" for path in PACKAGE.glob("*/__init__.py")}
+    files = {path.name for path in PACKAGE.rglob("*.py") if path.name != "__init__.py"}
+    assert named == folders | files

@@ -19,7 +19,7 @@ from gateway.config.model import ConfigError
 from gateway.config.store import S3Source, SsmSource
 from gateway.reload import Reloader, RuntimeHolder
 from gateway.runtime import build_runtime
-from tests.servers import free_port, serve_in_thread, serve_process, write_config
+from tests.support.servers import free_port, serve_in_thread, serve_process, write_config
 
 LOAD_SECONDS = 4.0
 CONCURRENCY = 8

@@ -12,8 +12,6 @@ from gateway.admission.guard import FailureCounter, TooManyAuthFailures
 from gateway.admission.ratelimit import RateLimiter
 from gateway.config.load import parse_config
 from gateway.config.model import ConfigError, RateSpec
-from tests.lambda_runner import lambda_process
-from tests.rawhttp import RawResponse
 from tests.security.admission_kit import (
     PARSERS,
     alb_event,
@@ -22,7 +20,9 @@ from tests.security.admission_kit import (
     send,
     serve_table,
 )
-from tests.servers import write_config
+from tests.support.lambda_runner import lambda_process
+from tests.support.rawhttp import RawResponse
+from tests.support.servers import write_config
 
 __all__ = ["echo_upstream"]
 

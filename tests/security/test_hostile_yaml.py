@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import ROOT, free_port, serve_process
+from tests.support.servers import ROOT, free_port, serve_process
 
 MEMORY_LIMIT = 512 * 2**20
 TIME_LIMIT_SECONDS = 30

@@ -17,7 +17,7 @@ import pytest
 from gateway.admission.auth import hash_api_key
 from gateway.app import create_app
 from legacy_stub.app import create_app as legacy_app
-from tests.servers import free_port, serve_in_thread, serve_process, write_config
+from tests.support.servers import free_port, serve_in_thread, serve_process, write_config
 
 KEY = "partial-write-test-key-0123456789"
 WRITES = 4

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry.sdk.trace import Span
 from opentelemetry.trace import Status, StatusCode
@@ -19,8 +19,7 @@ from gateway.errors import GatewayError
 from gateway.headers import HeaderView
 from gateway.telemetry.access_log import AccessLog, Redactor
 from gateway.telemetry.metrics import Metrics, create_metrics
-from gateway.telemetry.tracing import Tracing, inject
-from gateway.upstreams.base import UpstreamRequest
+from gateway.telemetry.tracing import Tracing
 
 
 @dataclass(slots=True)
@@ -37,9 +36,11 @@ class Telemetry:
     def begin(self, scope: Scope, headers: HeaderView) -> Exchange:
         exchange = Exchange(self, scope, time.perf_counter())
         if self.tracing.enabled:
-            exchange.span = self.tracing.start_server(
+            span = self.tracing.start_server(
                 scope["method"], headers, self._server_attributes(scope, headers)
             )
+            exchange.span = span
+            exchange.context_token = self.tracing.activate(span)
         return exchange
 
     def _server_attributes(self, scope: Scope, headers: HeaderView) -> dict[str, Any]:
@@ -64,50 +65,61 @@ class Telemetry:
         return self.tracing.flush()
 
 
-class Exchange:
-    """One request as the gateway saw it, from arrival to the last byte of its answer."""
+class FellBackFrom(Protocol):
+    @property
+    def target(self) -> str: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def retries(self) -> int: ...
 
-    __slots__ = (
-        "client_span",
-        "fallback",
-        "retry",
-        "route",
-        "scope",
-        "span",
-        "started",
-        "status",
-        "sticky",
-        "target",
-        "telemetry",
-        "upstream_ms",
-        "upstream_started",
-        "weight",
-    )
+
+class Forwarded(Protocol):
+    """What forwarding did, as far as the record goes (the corridor's result meets it)."""
+
+    @property
+    def target(self) -> str: ...
+    @property
+    def fell_back(self) -> FellBackFrom | None: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def upstream_seconds(self) -> float | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How a request ended: its status and bytes, the route matched (when it was refused
+    before a target was picked), the error answered, and what forwarding did."""
+
+    status: int
+    bytes_in: int = 0
+    bytes_out: int = 0
+    route: Route | None = None
+    error: GatewayError | None = None
+    forwarded: Forwarded | None = None
+
+
+class Exchange:
+    """One request as the gateway saw it, from arrival to the last byte of its answer.
+
+    Touched three times: `Telemetry.begin`, `routed` once a target is picked, `finish`."""
+
+    __slots__ = ("context_token", "route", "scope", "span", "started", "target", "telemetry")
 
     def __init__(self, telemetry: Telemetry, scope: Scope, started: float) -> None:
         self.telemetry = telemetry
         self.scope = scope
         self.started = started
         self.span: Span | None = None
-        self.client_span: Span | None = None
-        self.route: str | None = None
+        self.context_token: object = None
+        self.route: Route | None = None
         self.target: str | None = None
-        self.weight: float | None = None
-        self.sticky = False
-        self.status = 0
-        self.upstream_ms: float | None = None
-        self.upstream_started = 0.0
-        self.fallback = False
-        self.retry = False
-
-    def matched(self, route: Route) -> None:
-        self.route = route.name
-        if self.span is not None:
-            self.span.update_name(f"{self.scope['method']} {route.name}")
 
     def routed(self, route: Route, target: str, sticky: bool) -> None:
-        self.route, self.target, self.sticky = route.name, target, sticky
-        self.weight = dict(route.split).get(target)
+        self.route, self.target = route, target
         if self.span is not None:
             self.span.update_name(f"{self.scope['method']} {route.name}")
             self.span.set_attributes(
@@ -115,112 +127,87 @@ class Exchange:
                     "http.route": route.path,
                     "gateway.route": route.name,
                     "gateway.target": target,
-                    "gateway.weight": self.weight or 0.0,
+                    "gateway.weight": dict(route.split).get(target) or 0.0,
                     "gateway.sticky": sticky,
                 }
             )
 
-    def calling(self, request: UpstreamRequest, upstream_kind: str) -> UpstreamRequest:
-        """Start the upstream call: a client span, and trace headers naming it as parent."""
-        self.upstream_started = time.perf_counter()
-        if self.span is None:
-            return request
-        span = self.telemetry.tracing.start_client(
-            self.span,
-            request.method,
-            {
-                "http.request.method": request.method,
-                "url.path": request.path.decode("latin-1"),
-                "gateway.route": request.route,
-                "gateway.target": self.target or "",
-                "gateway.upstream.kind": upstream_kind,
-            },
-        )
-        self.client_span = span
-        return request.with_headers(inject(span.get_span_context(), request.headers))
-
-    def answered(self, status: int) -> None:
-        self.upstream_ms = (time.perf_counter() - self.upstream_started) * 1000
-        span, self.client_span = self.client_span, None
-        if span is not None:
-            span.set_attribute("http.response.status_code", status)
-            if status >= 500:
-                span.set_status(Status(StatusCode.ERROR))
-            span.end()
-
-    def upstream_failed(self, error: GatewayError) -> None:
-        """One try failed before an answer (a retry or a fallback may follow)."""
-        self.upstream_ms = (time.perf_counter() - self.upstream_started) * 1000
-        span, self.client_span = self.client_span, None
-        if span is not None:
-            span.set_attribute("error.type", error.code)
-            span.set_status(Status(StatusCode.ERROR, error.code))
-            span.end()
-
-    def retried(self) -> None:
-        self.retry = True
-        if self.route is not None and self.target is not None:
-            self.telemetry.metrics.observe_retry(self.route, self.target)
-
-    def fell_back(self, target: str, status: int, reason: str) -> None:
-        """The route's target failed with `status`; `target` (the fallback) takes over.
-
-        The failed try still counts for its own target: it is the canary's evidence."""
-        route, failed = self.route or "", self.target or ""
-        metrics = self.telemetry.metrics
-        metrics.observe(route, failed, status, time.perf_counter() - self.started)
-        metrics.observe_fallback(route, failed, target, reason)
-        self.fallback, self.target = True, target
-        if self.span is not None:
-            self.span.set_attributes(
-                {
-                    "gateway.fallback": True,
-                    "gateway.fallback_from": failed,
-                    "gateway.target": target,
-                }
-            )
-
-    def failed(self, error: GatewayError) -> None:
-        self.status = error.status_code
-        if self.client_span is not None:
-            self.upstream_failed(error)
-        if self.span is not None and self.span.is_recording():
-            self.span.set_attribute("error.type", error.code)
-            self.span.set_status(Status(StatusCode.ERROR, error.code))
-
-    def finish(self, bytes_in: int, bytes_out: int) -> None:
+    def finish(self, end: Ending) -> None:
+        """The request is over: one metrics sample (two after a fallback), the server span
+        ended, one log line."""
         seconds = time.perf_counter() - self.started
         telemetry = self.telemetry
-        if self.route is not None and self.target is not None:
-            telemetry.metrics.observe(self.route, self.target, self.status, seconds)
-        span = self.span
-        if span is not None:
-            span.set_attribute("http.response.status_code", self.status)
-            if self.status >= 500:
-                span.set_status(Status(StatusCode.ERROR))
-            span.end()
+        metrics = telemetry.metrics
+        route = self.route or end.route
+        forwarded = end.forwarded
+        target = forwarded.target if forwarded is not None else self.target
+        fell_back = forwarded.fell_back if forwarded is not None else None
+        if route is not None:
+            name = route.name
+            if fell_back is not None:
+                # The failed target still counts: it is the canary's evidence.
+                metrics.observe(name, fell_back.target, fell_back.status, seconds)
+                metrics.observe_fallback(name, fell_back.target, target or "", fell_back.reason)
+                for _ in range(fell_back.retries):
+                    metrics.observe_retry(name, fell_back.target)
+            if target is not None:
+                for _ in range(forwarded.retries if forwarded is not None else 0):
+                    metrics.observe_retry(name, target)
+                metrics.observe(name, target, end.status, seconds)
+        if self.span is not None:
+            self._end_span(self.span, end, route, target)
         if telemetry.access_log is not None:
-            telemetry.access_log.write(self._record(seconds, bytes_in, bytes_out))
+            telemetry.access_log.write(self._record(seconds, end, route, target))
 
-    def _record(self, seconds: float, bytes_in: int, bytes_out: int) -> dict[str, Any]:
+    def _end_span(self, span: Span, end: Ending, route: Route | None, target: str | None) -> None:
+        if route is not None and self.route is None:
+            span.update_name(f"{self.scope['method']} {route.name}")
+        fell_back = end.forwarded.fell_back if end.forwarded is not None else None
+        if fell_back is not None:
+            span.set_attributes(
+                {
+                    "gateway.fallback": True,
+                    "gateway.fallback_from": fell_back.target,
+                    "gateway.target": target or "",
+                }
+            )
+        if end.error is not None:
+            span.set_attribute("error.type", end.error.code)
+            span.set_status(Status(StatusCode.ERROR, end.error.code))
+        span.set_attribute("http.response.status_code", end.status)
+        if end.status >= 500 and end.error is None:
+            span.set_status(Status(StatusCode.ERROR))
+        span.end()
+        if self.context_token is not None:
+            self.telemetry.tracing.deactivate(self.context_token)
+
+    def _record(
+        self, seconds: float, end: Ending, route: Route | None, target: str | None
+    ) -> dict[str, Any]:
         scope = self.scope
         context = self.span.get_span_context() if self.span is not None else None
         client = scope.get("client")
+        forwarded = end.forwarded
+        upstream = forwarded.upstream_seconds if forwarded is not None else None
+        fell_back = forwarded.fell_back if forwarded is not None else None
+        retried = forwarded is not None and (
+            forwarded.retries > 0 or (fell_back is not None and fell_back.retries > 0)
+        )
         return {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z",
             "trace_id": f"{context.trace_id:032x}" if context else None,
             "span_id": f"{context.span_id:016x}" if context else None,
-            "route": self.route,
-            "target": self.target,
+            "route": route.name if route is not None else None,
+            "target": target,
             "method": scope["method"],
             "path": scope["path"],
             "query": self.telemetry.redactor.query(scope.get("query_string", b"")),
-            "status": self.status,
+            "status": end.status,
             "duration_ms": round(seconds * 1000, 3),
-            "upstream_ms": round(self.upstream_ms, 3) if self.upstream_ms is not None else None,
-            "bytes_in": bytes_in,
-            "bytes_out": bytes_out,
+            "upstream_ms": round(upstream * 1000, 3) if upstream is not None else None,
+            "bytes_in": end.bytes_in,
+            "bytes_out": end.bytes_out,
             "client": client[0] if client else None,
-            "fallback": self.fallback,
-            "retry": self.retry,
+            "fallback": fell_back is not None,
+            "retry": retried,
         }

@@ -14,13 +14,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import context, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Span, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, TraceState
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from gateway.asgi import ASGIApp, Message, Receive, Scope, Send
 from gateway.headers import RawHeaders
@@ -156,16 +156,35 @@ class Tracing:
             _forced_trace_id.reset(token)
         return span  # type: ignore[return-value]
 
-    def start_client(self, parent: Span, name: str, attributes: dict[str, Any]) -> Span:
+    def start_client(self, name: str, attributes: dict[str, Any]) -> Span:
+        """A client span under the current one (the request's server span, made current by
+        `activate`)."""
         if self._tracer is None:
             raise RuntimeError("tracing is off")
-        span = self._tracer.start_span(
-            name,
-            context=trace.set_span_in_context(parent),
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-        )
+        span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
         return span  # type: ignore[return-value]
+
+    @staticmethod
+    def activate(span: Span) -> object:
+        """Make `span` the current one for this task; `deactivate(token)` undoes it."""
+        return context.attach(trace.set_span_in_context(span))
+
+    @staticmethod
+    def deactivate(token: object) -> None:
+        context.detach(token)  # type: ignore[arg-type]
+
+    @staticmethod
+    def end_answered(span: Span, status: int) -> None:
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.set_status(Status(StatusCode.ERROR))
+        span.end()
+
+    @staticmethod
+    def end_failed(span: Span, code: str) -> None:
+        span.set_attribute("error.type", code)
+        span.set_status(Status(StatusCode.ERROR, code))
+        span.end()
 
     def flush(self, timeout_millis: int = FLUSH_MILLIS) -> bool:
         if self.provider is None:

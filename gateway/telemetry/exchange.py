@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from opentelemetry.sdk.trace import Span
-from opentelemetry.trace import Status, StatusCode
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.asgi import Scope
 from gateway.config.model import Route
@@ -20,6 +17,9 @@ from gateway.headers import HeaderView
 from gateway.telemetry.access_log import AccessLog, Redactor
 from gateway.telemetry.metrics import Metrics, create_metrics
 from gateway.telemetry.tracing import Tracing
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import Span
 
 
 @dataclass(slots=True)
@@ -127,7 +127,7 @@ class Exchange:
                     "http.route": route.path,
                     "gateway.route": route.name,
                     "gateway.target": target,
-                    "gateway.weight": dict(route.split).get(target) or 0.0,
+                    "gateway.weight": next((w for t, w in route.split if t == target), 0.0),
                     "gateway.sticky": sticky,
                 }
             )
@@ -171,13 +171,8 @@ class Exchange:
                     "gateway.target": target or "",
                 }
             )
-        if end.error is not None:
-            span.set_attribute("error.type", end.error.code)
-            span.set_status(Status(StatusCode.ERROR, end.error.code))
-        span.set_attribute("http.response.status_code", end.status)
-        if end.status >= 500 and end.error is None:
-            span.set_status(Status(StatusCode.ERROR))
-        span.end()
+        tracing = self.telemetry.tracing
+        tracing.end(span, end.status, end.error.code if end.error is not None else None)
         if self.context_token is not None:
             self.telemetry.tracing.deactivate(self.context_token)
 

@@ -8,7 +8,7 @@ which `Telemetry.begin` made current for the request's task.
 from __future__ import annotations
 
 from gateway.errors import GatewayError
-from gateway.telemetry.tracing import Tracing, inject
+from gateway.telemetry.tracing import Tracing
 from gateway.upstreams.base import Upstream, UpstreamRequest, UpstreamResponse
 
 
@@ -36,7 +36,7 @@ class TracedUpstream:
         )
         try:
             reply = await self.inner.forward(
-                request.with_headers(inject(span.get_span_context(), request.headers))
+                request.with_headers(self._tracing.inject(span, request.headers))
             )
         except GatewayError as error:
             self._tracing.end_failed(span, error.code)
@@ -44,7 +44,7 @@ class TracedUpstream:
         except BaseException:
             span.end()
             raise
-        self._tracing.end_answered(span, reply.status)
+        self._tracing.end(span, reply.status)
         return reply
 
     async def aclose(self) -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from gateway.admission.guard import request_key
 from gateway.asgi import ASGIApp, Receive, Scope, Send
 from gateway.config.model import Route
 from gateway.decision import decide, is_admin_path, request_target
@@ -24,7 +24,7 @@ from gateway.errors import (
     send_error,
 )
 from gateway.forwarding import Served, forward
-from gateway.headers import HeaderView, cookie_value, request_headers
+from gateway.headers import HeaderView, request_headers
 from gateway.routing import RouteMatch
 from gateway.runtime import Runtime
 from gateway.splitting import pick
@@ -69,7 +69,7 @@ async def handle(
     route: Route | None = None
     target: str | None = None
     served: Served | None = None
-    end = Ending(0)
+    end: Ending | None = None
     try:
         decision = decide(runtime.table, scope["method"], request_target(scope), scope["headers"])
         matched, raw_path = decision.match, decision.raw_path
@@ -80,7 +80,7 @@ async def handle(
         route = matched.route
         client, chain = runtime.client_chain(scope)
         who = await runtime.admissions[route.name].admit(scope, raw_path, headers, client)
-        key = sticky_key(headers, route, who)
+        key = sticky_key(headers, route, who, client)
         target = pick(route.split, key)
         exchange.routed(route, target, sticky=key is not None)
         body = await reader.body(scope, route.limits.max_body)
@@ -90,37 +90,32 @@ async def handle(
             raise served.error
     except GatewayError as error:
         located = error.located(route.name if route else None, _answering(served, target))
-        end = Ending(error.status_code, route=route, error=located, forwarded=served)
-        end = replace(end, bytes_out=await send_error(send, located))
+        sent = await send_error(send, located)
+        end = Ending(error.status_code, sent, route, located, served)
     except ClientDisconnected:
-        end = Ending(CLIENT_CLOSED, route=route, forwarded=served)
+        end = Ending(CLIENT_CLOSED, 0, route, None, served)
     except Exception:
         # A bug of ours: a JSON 500 that says nothing of the internals; the log says all.
         logger.exception("unexpected failure on %s %s", scope["method"], scope["path"])
         internal = InternalError("internal error").located(
             route.name if route else None, _answering(served, target)
         )
-        end = Ending(internal.status_code, route=route, error=internal, forwarded=served)
-        end = replace(end, bytes_out=await send_error(send, internal))
+        sent = await send_error(send, internal)
+        end = Ending(internal.status_code, sent, route, internal, served)
     else:
         end = await respond(send, served, route, reader)
     finally:
-        exchange.finish(replace(end, bytes_in=reader.received))
+        exchange.finish(end or Ending(0), reader.received)
 
 
 def _answering(served: Served | None, picked: str | None) -> str | None:
     return served.target if served is not None else picked
 
 
-def sticky_key(headers: HeaderView, route: Route, who: Principal | None) -> str | None:
-    sticky = route.sticky
-    if sticky is None:
-        return None
-    if sticky.source == "header":
-        return headers.get(sticky.name)
-    if sticky.source == "jwt":
-        return who.subject if who is not None else None
-    return cookie_value(headers.get("cookie"), sticky.name)
+def sticky_key(
+    headers: HeaderView, route: Route, who: Principal | None, client: str | None
+) -> str | None:
+    return None if route.sticky is None else request_key(route.sticky, headers, client, who)
 
 
 def upstream_request(
@@ -207,12 +202,12 @@ async def respond(send: Send, served: Served, route: Route, reader: BodyReader) 
     ]
     if served.fell_back is not None:
         headers.append((b"x-gateway-fallback", b"true"))
-    end = Ending(reply.status, route=route, forwarded=served)
     if reply.whole is not None:
         await reply.close()
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.whole})
-        return replace(end, bytes_out=len(reply.whole))
+        return Ending(reply.status, len(reply.whole), route, None, served)
+    status, error = reply.status, None
     watcher = _watch_disconnect(reader, reply)
     sent = 0
     try:
@@ -222,22 +217,22 @@ async def respond(send: Send, served: Served, route: Route, reader: BodyReader) 
         length = _length(reply)
         async for chunk in reply.body:
             if watcher is not None and watcher.done():
-                return replace(end, status=CLIENT_CLOSED, bytes_out=sent)
+                return Ending(CLIENT_CLOSED, sent, route, None, served)
             sent += len(chunk)
             done = length is not None and sent >= length
             await send({"type": "http.response.body", "body": chunk, "more_body": not done})
             if done:
-                return replace(end, bytes_out=sent)
+                return Ending(status, sent, route, None, served)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-    except GatewayError as error:
+    except GatewayError as failure:
         # Headers are gone already: all that is left is to cut the connection short.
-        logger.warning("upstream failed mid-answer on route %s: %s", route.name, error)
-        end = replace(end, status=error.status_code, error=error)
+        logger.warning("upstream failed mid-answer on route %s: %s", route.name, failure)
+        status, error = failure.status_code, failure
     finally:
         if watcher is not None:
             watcher.cancel()
         await reply.close()
-    return replace(end, bytes_out=sent)
+    return Ending(status, sent, route, error, served)
 
 
 def _length(reply: UpstreamResponse) -> int | None:

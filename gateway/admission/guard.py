@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.admission.ratelimit import RateLimiter
 from gateway.asgi import Scope
-from gateway.config.model import ApiKeySpec, JwtSpec, RateSpec, Route
+from gateway.config.model import CLIENT_KEY, ApiKeySpec, JwtSpec, KeySource, RateSpec, Route
 from gateway.errors import (
     Forbidden,
     GatewayError,
@@ -28,7 +28,7 @@ from gateway.errors import (
     Unauthorized,
     UriTooLong,
 )
-from gateway.headers import HeaderView
+from gateway.headers import HeaderView, cookie_value
 from gateway.normalize import RequestLimits, body_limit_exceeded, check_request
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class RouteGuard:
     limits: RequestLimits
     authenticator: Authenticator | None = None
     rate: RateLimiter | None = None
-    rate_key: str = "client"
+    rate_key: KeySource = CLIENT_KEY
     failures: FailureCounter | None = None
 
     @classmethod
@@ -75,7 +75,7 @@ class RouteGuard:
         rate = None
         if route.rate is not None:
             rate = RateLimiter(route.rate.per_second, route.rate.burst)
-        rate_key = route.rate.key if route.rate else "client"
+        rate_key = route.rate.key if route.rate else CLIENT_KEY
         failures = FailureCounter.build(route.auth_failures) if route.auth else None
         return cls(limits, _authenticator(route, jwks, base_dir), rate, rate_key, failures)
 
@@ -136,13 +136,26 @@ class RouteGuard:
             raise error(exc.message, headers=challenge) from None
 
     def _rate_key(self, headers: HeaderView, client: str | None, who: Principal | None) -> str:
-        if self.rate_key == "jwt:sub" and who is not None and who.subject:
-            return f"sub:{who.subject}"
-        if self.rate_key.startswith("header:"):
-            value = headers.get(self.rate_key.removeprefix("header:"))
-            if value:
-                return f"header:{value}"
-        return f"client:{client}"
+        value = request_key(self.rate_key, headers, client, who)
+        if value is None or self.rate_key.source == "client":
+            return f"client:{client}"
+        return f"{self.rate_key.source}:{value}"
+
+
+def request_key(
+    source: KeySource, headers: HeaderView, client: str | None, who: Principal | None
+) -> str | None:
+    """The key `source` names in this request (for `sticky` and `rate_key` alike), or None
+    when the request carries none."""
+    match source.source:
+        case "client":
+            return client
+        case "header":
+            return headers.get(source.name) or None
+        case "cookie":
+            return cookie_value(headers.get("cookie"), source.name)
+        case "jwt":
+            return who.subject if who is not None and who.subject else None
 
 
 def _authenticator(route: Route, jwks: dict[str, Any], base_dir: Path) -> Authenticator | None:

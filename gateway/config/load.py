@@ -23,8 +23,8 @@ from gateway.config.model import (
     ConfigError,
     ConfigProblem,
     GatewayConfig,
+    KeySource,
     Route,
-    Sticky,
     Target,
 )
 from gateway.config.targets import NAME_RE, read_targets
@@ -329,24 +329,16 @@ def _unknown_target(
     checker.problem(line, where, f"unknown target {name!r}{hint}")
 
 
-def _sticky(spec: CommentedMap, where: str, checker: Checker) -> Sticky | None:
+def _sticky(spec: CommentedMap, where: str, checker: Checker) -> KeySource | None:
     value = spec.get("sticky")
     if value is None:
         return None
-    source, _, name = str(value).partition(":")
-    if str(value) == "jwt:sub":
-        if "auth" not in spec:
-            checker.problem(
-                key_line(spec, "sticky"), f"{where}.sticky", "jwt:sub needs the route's auth"
-            )
-        return Sticky("jwt", "sub")
-    if source not in ("header", "cookie") or not name or not HEADER_NAME_RE.match(name):
-        checker.problem(
-            key_line(spec, "sticky"),
-            f"{where}.sticky",
-            f"{value!r}: expected header:NAME, cookie:NAME or jwt:sub",
-        )
+    key = sections.key_source(value)
+    if isinstance(key, str):
+        checker.problem(key_line(spec, "sticky"), f"{where}.sticky", key)
         return None
-    if source == "header":
-        return Sticky("header", name.lower())
-    return Sticky("cookie", name)
+    if key.source == "jwt" and "auth" not in spec:
+        checker.problem(
+            key_line(spec, "sticky"), f"{where}.sticky", "jwt:sub needs the route's auth"
+        )
+    return key

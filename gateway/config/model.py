@@ -133,12 +133,18 @@ Target = HttpTarget | LambdaTarget
 
 
 @dataclass(frozen=True, slots=True)
-class Sticky:
-    source: Literal["header", "cookie", "jwt"]
-    name: str
+class KeySource:
+    """Where a request's key comes from, for `sticky` and `rate_key` alike: `client` (its
+    address), `header:NAME`, `cookie:NAME` or `jwt:sub` (the token's subject)."""
+
+    source: Literal["client", "header", "cookie", "jwt"]
+    name: str = ""
 
     def __str__(self) -> str:
-        return f"{self.source}:{self.name}"
+        return self.source if self.source == "client" else f"{self.source}:{self.name}"
+
+
+CLIENT_KEY = KeySource("client")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +153,7 @@ class RateSpec:
 
     per_second: float
     burst: int
-    key: str = "client"  # client | header:NAME | jwt:sub
+    key: KeySource = CLIENT_KEY
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +236,7 @@ class Route:
     split: tuple[tuple[str, float], ...]
     methods: frozenset[str] | None = None
     headers: tuple[tuple[str, str], ...] = ()
-    sticky: Sticky | None = None
+    sticky: KeySource | None = None
     rewrite: str | None = None
     line: int = 0
     fallback: str | None = None

@@ -16,6 +16,7 @@ from ruamel.yaml.comments import CommentedMap
 from gateway.config.bounds import excerpt
 from gateway.config.check import Checker, key_line
 from gateway.config.model import (
+    CLIENT_KEY,
     IDEMPOTENT_METHODS,
     NO_RETRY_STATUSES,
     ApiKeySpec,
@@ -24,6 +25,7 @@ from gateway.config.model import (
     BreakerPolicy,
     CounterSnapshot,
     JwtSpec,
+    KeySource,
     LimitsSpec,
     Protection,
     RateSpec,
@@ -269,10 +271,27 @@ def rate(spec: CommentedMap, where: str, checker: Checker) -> RateSpec | None:
         read.fail("rate", f"{value!r}: a rate must be more than zero")
         return None
     burst = read.integer("burst", max(1, round(per_second)))
-    key = spec.get("rate_key", "client")
-    if not (key in ("client", "jwt:sub") or str(key).startswith("header:")):
-        read.fail("rate_key", f"{key!r}: client, header:NAME or jwt:sub")
-    return RateSpec(per_second, burst, str(key).lower())
+    found_key = key_source(spec.get("rate_key", "client"))
+    if isinstance(found_key, str):
+        read.fail("rate_key", found_key)
+        return RateSpec(per_second, burst)
+    return RateSpec(per_second, burst, found_key)
+
+
+def key_source(value: object) -> KeySource | str:
+    """`client`, `header:NAME`, `cookie:NAME` or `jwt:sub` read; else why not. Header names
+    are case-insensitive (kept lower-case); cookie names are not."""
+    text = str(value)
+    source, _, name = text.partition(":")
+    if text == "client":
+        return CLIENT_KEY
+    if text == "jwt:sub":
+        return KeySource("jwt", "sub")
+    if source == "header" and name and HEADER_NAME.fullmatch(name):
+        return KeySource("header", name.lower())
+    if source == "cookie" and name and HEADER_NAME.fullmatch(name):
+        return KeySource("cookie", name)
+    return f"{excerpt(text)!r}: expected client, header:NAME, cookie:NAME or jwt:sub"
 
 
 def auth(spec: CommentedMap, where: str, checker: Checker) -> AuthSpec | None:

@@ -29,9 +29,9 @@ from gateway.cli.diff import percent_text
 from gateway.cli.status import add_status_verb
 from gateway.config.model import GatewayConfig, RolloutSpec, RolloutState, Route
 from gateway.config.units import format_duration, parse_duration
+from gateway.errors import CommandError
 from gateway.rollouts.metrics import (
     MetricsSource,
-    MetricsUnavailable,
     Window,
     latency,
     metrics_source_for,
@@ -39,24 +39,20 @@ from gateway.rollouts.metrics import (
 )
 from gateway.rollouts.rollout_edit import (
     Plan,
-    RolloutEditError,
     all_to,
     checked,
     edit_route,
     shift_to,
 )
-from gateway.rollouts.store import ConfigStore, Stored, StoreError, store_for
+from gateway.rollouts.store import ConfigStore, Stored, store_for
 
 EXIT_OK, EXIT_ERROR, EXIT_ROLLED_BACK = 0, 1, 3
 Kind = Literal["started", "waiting", "advanced", "promoted", "rolled_back", "done"]
 Action = Literal["wait", "advance", "promote", "rollback"]
 
 
-class RolloutError(Exception):
+class RolloutError(CommandError):
     """No judgement could be made; nothing was edited."""
-
-
-FAILURES = (RolloutError, StoreError, MetricsUnavailable, RolloutEditError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +245,7 @@ def watch(
     while True:
         try:
             outcome = judge_once()
-        except FAILURES as exc:
+        except CommandError as exc:
             print(f"gateway rollout: {exc}; nothing changed", file=sys.stderr, flush=True)
             return EXIT_ERROR
         print(outcome, flush=True)
@@ -262,7 +258,7 @@ def run_rollout(args: argparse.Namespace) -> int:
     try:
         store = store_for(args.file)
         source = metrics_source_for(args.metrics, args.admin_key)
-    except FAILURES as exc:
+    except CommandError as exc:
         print(f"gateway rollout: {exc}", file=sys.stderr)
         return EXIT_ERROR
     now: Callable[[], float] = time.time if args.now is None else (lambda: float(args.now))

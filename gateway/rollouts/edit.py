@@ -25,6 +25,7 @@ from ruamel.yaml.comments import CommentedMap
 from gateway.cli.diff import percent_text, run_diff
 from gateway.config.load import load_text
 from gateway.config.model import ConfigError, GatewayConfig, Route
+from gateway.errors import CommandError
 from gateway.rollouts.yaml_text import (
     Refused,
     dump,
@@ -45,7 +46,7 @@ WHOLE = 100 * SCALE
 # through `edits.`.
 
 
-class EditError(Exception):
+class EditError(CommandError):
     """An edit was refused; the file is unchanged."""
 
     def __init__(self, path: str, route: str, reason: str) -> None:

@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from gateway.rollouts.controller import FAILURES, Outcome, run_once, running_rollouts
+from gateway.errors import CommandError
+from gateway.rollouts.controller import Outcome, run_once, running_rollouts
 from gateway.rollouts.metrics import metrics_source_for
 from gateway.rollouts.store import store_for
 from gateway.telemetry.access_log import EMF_NAMESPACE_ENV
@@ -38,14 +39,14 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     wanted = [n.strip() for n in os.environ.get("ROLLOUT_ROUTES", "").split(",") if n.strip()]
     try:
         names = running_rollouts(store) if wanted in ([], ["*"]) else wanted
-    except FAILURES as exc:
+    except CommandError as exc:
         raise RolloutFailed(str(exc)) from exc
     judged: list[dict[str, Any]] = []
     failed: list[str] = []
     for name in names:
         try:
             outcome: Outcome | None = run_once(store, source, name, now)
-        except FAILURES as exc:
+        except CommandError as exc:
             outcome = None
             failed.append(f"{name}: {exc}")
             print(f"{name}: could not judge: {exc}; nothing changed", flush=True)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from gateway.cli.credentials import admin_headers
 from gateway.config.model import CounterSnapshot, RolloutState
+from gateway.errors import CommandError
 
 REQUESTS = "gateway_requests_total"
 ERRORS = "gateway_errors_5xx_total"
@@ -31,7 +32,7 @@ SCRAPE_TIMEOUT = 10.0
 QUERIES = (("r", "Requests", "Sum"), ("e", "Errors5xx", "Sum"), ("p", "Latency", "p99"))
 
 
-class MetricsUnavailable(Exception):
+class MetricsUnavailable(CommandError):
     """The metrics could not be read; the reason says where and why."""
 
 

@@ -16,13 +16,14 @@ from ruamel.yaml.error import StreamMark
 from ruamel.yaml.tokens import CommentToken
 
 from gateway.config.model import CounterSnapshot, GatewayConfig, RolloutState, Route
+from gateway.errors import CommandError
 from gateway.rollouts import edit as edits
 from gateway.rollouts import yaml_text
 
 Plan = Callable[[GatewayConfig, Route], edits.Weights]
 
 
-class RolloutEditError(Exception):
+class RolloutEditError(CommandError):
     """The table could not be read or edited as asked; nothing was written."""
 
 

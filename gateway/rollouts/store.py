@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from gateway.errors import CommandError
 from gateway.rollouts import yaml_text
 
 
-class StoreError(Exception):
+class StoreError(CommandError):
     """The route table could not be read or written; the reason says where and why."""
 
 
@@ -59,9 +60,10 @@ class FileStore:
     def write(self, text: str, read: Stored) -> None:
         try:
             yaml_text.write_atomically(self._path, read.raw, text.encode("utf-8"))
+        except yaml_text.FileChanged as exc:
+            raise ConcurrentEdit(f"{self.description}: {exc}") from exc
         except yaml_text.Refused as exc:
-            error = ConcurrentEdit if "changed while" in str(exc) else StoreError
-            raise error(f"{self.description}: {exc}") from exc
+            raise StoreError(f"{self.description}: {exc}") from exc
 
 
 class S3Store:

@@ -21,11 +21,17 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.tokens import CommentToken
 
+from gateway.errors import CommandError
+
 _OPENER = re.compile(r"(?P<dash>(?:- +)*)[^\s#].*?:[ \t]*(?:#.*)?")
 
 
-class Refused(Exception):
+class Refused(CommandError):
     """A reason to refuse an edit; the caller adds the file and route."""
+
+
+class FileChanged(Refused):
+    """The file changed between its read and the write: nothing was written."""
 
 
 def round_trip_yaml(text: str) -> YAML:
@@ -193,7 +199,7 @@ def write_atomically(path: Path, expected: bytes, data: bytes) -> None:
             os.fsync(stream.fileno())
         temp.chmod(mode)
         if real.read_bytes() != expected:
-            raise Refused("the file changed while it was being edited; run the command again")
+            raise FileChanged("the file changed while it was being edited; run the command again")
         temp.replace(real)
     except OSError as exc:
         raise Refused(f"cannot write the file: {exc}") from exc

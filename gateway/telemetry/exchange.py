@@ -95,7 +95,6 @@ class Ending:
     before a target was picked), the error answered, and what forwarding did."""
 
     status: int
-    bytes_in: int = 0
     bytes_out: int = 0
     route: Route | None = None
     error: GatewayError | None = None
@@ -132,7 +131,7 @@ class Exchange:
                 }
             )
 
-    def finish(self, end: Ending) -> None:
+    def finish(self, end: Ending, bytes_in: int) -> None:
         """The request is over: one metrics sample (two after a fallback), the server span
         ended, one log line."""
         seconds = time.perf_counter() - self.started
@@ -157,7 +156,7 @@ class Exchange:
         if self.span is not None:
             self._end_span(self.span, end, route, target)
         if telemetry.access_log is not None:
-            telemetry.access_log.write(self._record(seconds, end, route, target))
+            telemetry.access_log.write(self._record(seconds, end, bytes_in, route, target))
 
     def _end_span(self, span: Span, end: Ending, route: Route | None, target: str | None) -> None:
         if route is not None and self.route is None:
@@ -177,7 +176,7 @@ class Exchange:
             self.telemetry.tracing.deactivate(self.context_token)
 
     def _record(
-        self, seconds: float, end: Ending, route: Route | None, target: str | None
+        self, seconds: float, end: Ending, bytes_in: int, route: Route | None, target: str | None
     ) -> dict[str, Any]:
         scope = self.scope
         context = self.span.get_span_context() if self.span is not None else None
@@ -200,7 +199,7 @@ class Exchange:
             "status": end.status,
             "duration_ms": round(seconds * 1000, 3),
             "upstream_ms": round(upstream * 1000, 3) if upstream is not None else None,
-            "bytes_in": end.bytes_in,
+            "bytes_in": bytes_in,
             "bytes_out": end.bytes_out,
             "client": client[0] if client else None,
             "fallback": fell_back is not None,

@@ -16,9 +16,9 @@ from gateway.config.model import (
     ConfigError,
     ConfigProblem,
     HttpTarget,
+    KeySource,
     LambdaTarget,
     Route,
-    Sticky,
 )
 from gateway.config.units import parse_duration
 
@@ -115,7 +115,7 @@ def test_full_example_loads_into_the_expected_objects() -> None:
             split=(("legacy", 99.5), ("billing", 0.5)),
             methods=frozenset({"GET", "POST"}),
             headers=(("x-canary", "on"),),
-            sticky=Sticky("header", "x-user-id"),
+            sticky=KeySource("header", "x-user-id"),
             rewrite="/v2/orders",
             line=13,
         ),
@@ -123,7 +123,7 @@ def test_full_example_loads_into_the_expected_objects() -> None:
             name="billing",
             path="/billing",
             split=(("billing-live", 50.0), ("billing-arn", 50.0)),
-            sticky=Sticky("cookie", "session"),
+            sticky=KeySource("cookie", "session"),
             line=20,
         ),
         Route(name="rest", path="/", split=(("legacy", 100.0),), line=24),

@@ -19,7 +19,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check gateway legacy_stub services tests bench infra
 	$(VENV)/bin/ruff format --check gateway legacy_stub services tests bench infra
-	$(VENV)/bin/mypy --strict gateway
+	$(VENV)/bin/mypy --strict gateway tests legacy_stub services bench infra
 
 test: lint
 	$(PY) -m pytest -q

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.config import GatewayConfig, HttpTarget, Route
+from gateway.config.model import GatewayConfig, HttpTarget, Route
 from gateway.headers import HeaderView
 from gateway.routing import RouteMatch, RouteTable
 

@@ -1,3 +1,1 @@
 """Strangler-fig migration gateway: routes each request to the legacy or a new service."""
-
-__version__ = "0.1.0"

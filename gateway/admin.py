@@ -1,4 +1,4 @@
-"""The /_gateway admin API: health and the route table in use."""
+"""The /_gateway admin API: health and the route table in use, behind its gate."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
-from gateway.config import HttpTarget, LambdaTarget, Target
-from gateway.durations import format_duration
+from gateway.admission.admin_guard import HEALTH_PATH
+from gateway.asgi import ASGIApp, Receive, Scope, Send
+from gateway.config.model import HttpTarget, LambdaTarget, Target
+from gateway.config.units import format_duration
+from gateway.errors import GatewayError, send_error
 from gateway.explaining import parse_header, report
-from gateway.metrics import Metrics
 from gateway.reload import Reloader
 from gateway.runtime import Runtime
+from gateway.telemetry.metrics import Metrics
 
 
 def describe_target(target: Target) -> dict[str, Any]:
@@ -84,3 +87,27 @@ def admin_router(
         return described
 
     return router
+
+
+class AdminGate:
+    """ASGI: lets a /_gateway request through to `app` only when the runtime's admin guard
+    admits its client; health, and lifespan events, always pass."""
+
+    def __init__(self, app: ASGIApp, runtime: Callable[[], Runtime]) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] == HEALTH_PATH:
+            await self.app(scope, receive, send)
+            return
+        runtime = self.runtime()
+        try:
+            await runtime.admin.check(scope, runtime.client_chain(scope)[0])
+        except GatewayError as error:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            else:
+                await send_error(send, error)
+            return
+        await self.app(scope, receive, send)

@@ -19,16 +19,15 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from gateway.admin import admin_router
-from gateway.admin_guard import AdminGate
+from gateway.admin import AdminGate, admin_router
 from gateway.asgi import Receive, Scope, Send
-from gateway.breaker import OnChange
-from gateway.config import ConfigError, GatewayConfig
-from gateway.config_source import load_from, source_for, ttl_for
+from gateway.config.model import ConfigError, GatewayConfig
+from gateway.config.store import load_from, source_for, ttl_for
+from gateway.protection.breaker import OnChange
 from gateway.proxy import Proxy
 from gateway.reload import Reloader, RuntimeHolder
 from gateway.runtime import build_runtime
-from gateway.telemetry import Telemetry
+from gateway.telemetry.exchange import Telemetry
 
 DEFAULT_CONFIG = "routes.yaml"
 logger = logging.getLogger("gateway")
@@ -97,7 +96,7 @@ def create_app(
         config = load_from(source)
     telemetry = telemetry or Telemetry.from_env()
     on_change = breaker_reporter(telemetry)
-    holder = RuntimeHolder(build_runtime(config, on_change))
+    holder = RuntimeHolder(build_runtime(config, on_change, tracing=telemetry.tracing))
     reloader = None
     if source is not None:
         reloader = Reloader(source, holder, ttl_for(source), on_breaker_change=on_change)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 from gateway.asgi import Scope
-from gateway.config import RESERVED_PREFIX
+from gateway.config.model import RESERVED_PREFIX
 from gateway.errors import BadMethod, BadPath
 from gateway.headers import HeaderView
 from gateway.normalize import PathRefused, normalize_path

@@ -120,6 +120,11 @@ class ConnectTimedOut(UpstreamTimeout):
     never_sent = True
 
 
+class CommandError(Exception):
+    """A command (an edit, a store read or write, a metrics read, a rollout step) could not
+    do what it was asked; the message says what and where, and nothing was changed."""
+
+
 class ClientDisconnected(Exception):
     """The client went away before its request body was complete: nothing to answer."""
 

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
-from gateway.breaker import CircuitBreaker, OnChange
-from gateway.config import Route, Target
+from gateway.config.model import Route
 from gateway.errors import CircuitOpen, GatewayError, Overloaded, RequestTimeout
-from gateway.limits import ConcurrencyLimit, LimitExceeded
-from gateway.retries import RetryBudget, RetryPolicy
-from gateway.telemetry import Exchange
+from gateway.protection.concurrency import LimitExceeded
+from gateway.protection.guard import TargetGuard
 from gateway.upstreams.base import Upstream, UpstreamRequest, UpstreamResponse
 
 FALLBACK_STATUSES = frozenset({502, 503, 504})
@@ -32,29 +31,6 @@ WHOLE_BELOW = 64 * 1024
 WHOLE_WITHIN = 0.05
 
 
-@dataclass(slots=True)
-class TargetGuard:
-    """One target's protection, built once per target definition and kept across reloads."""
-
-    retry: RetryPolicy
-    budget: RetryBudget
-    breaker: CircuitBreaker | None
-    limit: ConcurrencyLimit | None
-    timeout: float = 30.0
-    """The target's timeout: also how long a client may leave a streamed answer unread."""
-
-    @classmethod
-    def build(cls, target: Target, on_change: OnChange | None = None) -> TargetGuard:
-        spec = target.protection
-        breaker = None
-        if spec.breaker is not None:
-            breaker = CircuitBreaker(target.name, spec.breaker, on_change=on_change)
-        limit = None
-        if spec.max_concurrency is not None:
-            limit = ConcurrencyLimit(spec.max_concurrency, spec.queue_timeout)
-        return cls(spec.retry, RetryBudget(spec.retry), breaker, limit, target.timeout)
-
-
 Upstreams = Callable[[str], tuple[Upstream, TargetGuard]]
 
 
@@ -63,36 +39,77 @@ def replayable(request: UpstreamRequest, guard: TargetGuard) -> bool:
     return guard.retry.retryable_method(request.method) and isinstance(request.body, bytes)
 
 
+@dataclass(frozen=True, slots=True)
+class FellBack:
+    """The route's target failed before the fallback took over: who, with what, and why."""
+
+    target: str
+    status: int
+    reason: str
+    retries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What forwarding did: the answer (or the error that ended it), the target that gave
+    it, the target that failed before a fallback, its retries, and the last try's time."""
+
+    target: str
+    reply: UpstreamResponse | None = None
+    error: GatewayError | None = None
+    fell_back: FellBack | None = None
+    retries: int = 0
+    upstream_seconds: float | None = None
+
+
+@dataclass(slots=True)
+class _Tries:
+    """The tries of one target: how many were retried, and how long the last one took."""
+
+    retries: int = 0
+    seconds: float | None = None
+
+
 async def forward(
-    upstreams: Upstreams, route: Route, target: str, request: UpstreamRequest, exchange: Exchange
-) -> UpstreamResponse:
+    upstreams: Upstreams, route: Route, target: str, request: UpstreamRequest
+) -> Served:
+    """Send `request` to `target` under its protection, falling back where the route says;
+    never raises a GatewayError: it is in the result, with what came before it."""
     _, guard = upstreams(target)
     again = replayable(request, guard)
     fallback = route.fallback if again and route.fallback not in (None, target) else None
+    tries = _Tries()
     try:
-        reply = await _with_retries(upstreams, target, request, exchange, again)
+        reply = await _with_retries(upstreams, target, request, again, tries)
     except GatewayError as error:
         if fallback is None or error.status_code not in FALLBACK_STATUSES:
-            raise
-        exchange.fell_back(fallback, error.status_code, error.code)
-        return await _with_retries(upstreams, fallback, request, exchange, again)
-    if fallback is not None and reply.status in FALLBACK_STATUSES | route.fallback_on:
+            return Served(
+                target, error=error, retries=tries.retries, upstream_seconds=tries.seconds
+            )
+        failed = FellBack(target, error.status_code, error.code)
+    else:
+        if fallback is None or reply.status not in FALLBACK_STATUSES | route.fallback_on:
+            return Served(target, reply, retries=tries.retries, upstream_seconds=tries.seconds)
         await reply.close()
-        exchange.fell_back(fallback, reply.status, f"status_{reply.status}")
-        return await _with_retries(upstreams, fallback, request, exchange, again)
-    return reply
+        failed = FellBack(target, reply.status, f"status_{reply.status}", tries.retries)
+    tries = _Tries()
+    try:
+        reply = await _with_retries(upstreams, fallback, request, again, tries)
+    except GatewayError as error:
+        return Served(fallback, None, error, failed, tries.retries, tries.seconds)
+    return Served(fallback, reply, None, failed, tries.retries, tries.seconds)
 
 
 async def _with_retries(
-    upstreams: Upstreams, target: str, request: UpstreamRequest, exchange: Exchange, again: bool
+    upstreams: Upstreams, target: str, request: UpstreamRequest, again: bool, tries: _Tries
 ) -> UpstreamResponse:
     upstream, guard = upstreams(target)
     guard.budget.record_request()
-    tries = guard.retry.attempts if again else 1
-    for attempt in range(tries):
-        last = attempt == tries - 1
+    count = guard.retry.attempts if again else 1
+    for attempt in range(count):
+        last = attempt == count - 1
         try:
-            reply = await _attempt(upstream, guard, request, exchange)
+            reply = await _attempt(upstream, guard, request, tries)
         except GatewayError as error:
             if last or not error.never_sent or not guard.budget.try_spend():
                 raise
@@ -102,13 +119,13 @@ async def _with_retries(
             if not guard.budget.try_spend():
                 return reply
             await reply.close()
-        exchange.retried()
+        tries.retries += 1
         await asyncio.sleep(guard.retry.delay(attempt))
     raise AssertionError("unreachable: the last try returns or raises")
 
 
 async def _attempt(
-    upstream: Upstream, guard: TargetGuard, request: UpstreamRequest, exchange: Exchange
+    upstream: Upstream, guard: TargetGuard, request: UpstreamRequest, tries: _Tries
 ) -> UpstreamResponse:
     slot = await _take_slot(guard, upstream.name)
     breaker = guard.breaker
@@ -119,22 +136,21 @@ async def _attempt(
             target=upstream.name,
             retry_after=max(1, math.ceil(breaker.retry_after())),
         )
+    started = time.perf_counter()
     try:
-        reply = await _whole_if_small(
-            await upstream.forward(exchange.calling(request, upstream.kind))
-        )
+        reply = await _whole_if_small(await upstream.forward(request))
     except GatewayError as error:
+        tries.seconds = time.perf_counter() - started
         await slot.__aexit__(None, None, None)
         if breaker is not None:
             breaker.record(error.status_code < 500)
-        exchange.upstream_failed(error)
         raise
     except BaseException:
         await slot.__aexit__(None, None, None)
         raise
+    tries.seconds = time.perf_counter() - started
     if breaker is not None:
         breaker.record_status(reply.status)
-    exchange.answered(reply.status)
     reply.close = _then(reply.close, lambda: slot.__aexit__(None, None, None))
     if reply.whole is None:
         reply.body = _while_read(reply, reply.body, guard.timeout)

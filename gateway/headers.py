@@ -79,10 +79,6 @@ def response_headers(headers: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
     ]
 
 
-def lower_raw(headers: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
-    return [(name.lower(), value) for name, value in headers]
-
-
 class HeaderView(Mapping[str, str]):
     """A read-only name -> last value view over raw ASGI headers, decoded once on first use."""
 

@@ -11,8 +11,9 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
+from gateway.admission.guard import request_key
 from gateway.asgi import ASGIApp, Receive, Scope, Send
-from gateway.config import Route
+from gateway.config.model import Route
 from gateway.decision import decide, is_admin_path, request_target
 from gateway.errors import (
     ClientDisconnected,
@@ -22,16 +23,16 @@ from gateway.errors import (
     PayloadTooLarge,
     send_error,
 )
-from gateway.forwarding import forward
-from gateway.headers import HeaderView, cookie_value, request_headers
+from gateway.forwarding import Served, forward
+from gateway.headers import HeaderView, request_headers
 from gateway.routing import RouteMatch
 from gateway.runtime import Runtime
 from gateway.splitting import pick
-from gateway.telemetry import Exchange, Telemetry
+from gateway.telemetry.exchange import Ending, Telemetry
 from gateway.upstreams.base import Body, UpstreamRequest, UpstreamResponse
 
 if TYPE_CHECKING:
-    from gateway.auth import Principal
+    from gateway.admission.auth import Principal
 
 logger = logging.getLogger("gateway.proxy")
 
@@ -65,7 +66,10 @@ async def handle(
     headers = HeaderView(scope["headers"])
     exchange = telemetry.begin(scope, headers)
     reader = BodyReader(receive)
-    sent = 0
+    route: Route | None = None
+    target: str | None = None
+    served: Served | None = None
+    end: Ending | None = None
     try:
         decision = decide(runtime.table, scope["method"], request_target(scope), scope["headers"])
         matched, raw_path = decision.match, decision.raw_path
@@ -74,49 +78,49 @@ async def handle(
         if matched is None:
             raise NoRouteMatched(f"no route for {scope['method']} {decision.path}")
         route = matched.route
-        exchange.matched(route)
         client, chain = runtime.client_chain(scope)
         who = await runtime.admissions[route.name].admit(scope, raw_path, headers, client)
-        key = sticky_key(headers, route, who)
+        key = sticky_key(headers, route, who, client)
         target = pick(route.split, key)
         exchange.routed(route, target, sticky=key is not None)
         body = await reader.body(scope, route.limits.max_body)
         request = upstream_request(scope, matched, raw_path, body, chain)
-        reply = await forward(runtime.pair, route, target, request, exchange)
+        served = await forward(runtime.pair, route, target, request)
+        if served.error is not None:
+            raise served.error
     except GatewayError as error:
-        exchange.failed(error)
-        sent = await send_error(send, error.located(exchange.route, exchange.target))
+        located = error.located(route.name if route else None, _answering(served, target))
+        sent = await send_error(send, located)
+        end = Ending(error.status_code, sent, route, located, served)
     except ClientDisconnected:
-        exchange.status = CLIENT_CLOSED
+        end = Ending(CLIENT_CLOSED, 0, route, None, served)
     except Exception:
         # A bug of ours: a JSON 500 that says nothing of the internals; the log says all.
         logger.exception("unexpected failure on %s %s", scope["method"], scope["path"])
-        internal = InternalError("internal error").located(exchange.route, exchange.target)
-        exchange.failed(internal)
+        internal = InternalError("internal error").located(
+            route.name if route else None, _answering(served, target)
+        )
         sent = await send_error(send, internal)
+        end = Ending(internal.status_code, sent, route, internal, served)
     else:
-        exchange.status = reply.status
-        sent = await respond(send, reply, exchange, reader)
+        end = await respond(send, served, route, reader)
     finally:
-        exchange.finish(reader.received, sent)
+        exchange.finish(end or Ending(0), reader.received)
 
 
-def sticky_key(headers: HeaderView, route: Route, who: Principal | None) -> str | None:
-    sticky = route.sticky
-    if sticky is None:
-        return None
-    if sticky.source == "header":
-        return headers.get(sticky.name)
-    if sticky.source == "jwt":
-        return who.subject if who is not None else None
-    return cookie_value(headers.get("cookie"), sticky.name)
+def _answering(served: Served | None, picked: str | None) -> str | None:
+    return served.target if served is not None else picked
+
+
+def sticky_key(
+    headers: HeaderView, route: Route, who: Principal | None, client: str | None
+) -> str | None:
+    return None if route.sticky is None else request_key(route.sticky, headers, client, who)
 
 
 def upstream_request(
     scope: Scope, matched: RouteMatch, raw_path: bytes, body: Body, chain: bytes = b""
 ) -> UpstreamRequest:
-    client = scope.get("client")
-    client_host = client[0] if client else None
     return UpstreamRequest(
         method=scope["method"],
         path=matched.upstream_path(raw_path),
@@ -124,7 +128,6 @@ def upstream_request(
         headers=request_headers(scope["headers"], chain, scope.get("scheme", "http")),
         body=body,
         route=matched.route.name,
-        client_host=client_host,
     )
 
 
@@ -187,22 +190,24 @@ class BodyReader:
             raise PayloadTooLarge(f"body over {self.limit} bytes")
 
 
-async def respond(
-    send: Send, reply: UpstreamResponse, exchange: Exchange, reader: BodyReader
-) -> int:
-    """Stream the upstream's answer to the client; the number of body bytes sent."""
+async def respond(send: Send, served: Served, route: Route, reader: BodyReader) -> Ending:
+    """Stream the upstream's answer to the client; how the request ended."""
+    reply = served.reply
+    if reply is None:
+        raise AssertionError("respond is given an answer, never an error")
     headers = [
         *reply.headers,
-        (b"x-gateway-route", (exchange.route or "").encode()),
-        (b"x-gateway-target", (exchange.target or "").encode()),
+        (b"x-gateway-route", route.name.encode()),
+        (b"x-gateway-target", served.target.encode()),
     ]
-    if exchange.fallback:
+    if served.fell_back is not None:
         headers.append((b"x-gateway-fallback", b"true"))
     if reply.whole is not None:
         await reply.close()
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.whole})
-        return len(reply.whole)
+        return Ending(reply.status, len(reply.whole), route, None, served)
+    status, error = reply.status, None
     watcher = _watch_disconnect(reader, reply)
     sent = 0
     try:
@@ -212,23 +217,22 @@ async def respond(
         length = _length(reply)
         async for chunk in reply.body:
             if watcher is not None and watcher.done():
-                exchange.status = CLIENT_CLOSED
-                return sent
+                return Ending(CLIENT_CLOSED, sent, route, None, served)
             sent += len(chunk)
             done = length is not None and sent >= length
             await send({"type": "http.response.body", "body": chunk, "more_body": not done})
             if done:
-                return sent
+                return Ending(status, sent, route, None, served)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-    except GatewayError as error:
+    except GatewayError as failure:
         # Headers are gone already: all that is left is to cut the connection short.
-        logger.warning("upstream failed mid-answer on route %s: %s", exchange.route, error)
-        exchange.failed(error)
+        logger.warning("upstream failed mid-answer on route %s: %s", route.name, failure)
+        status, error = failure.status_code, failure
     finally:
         if watcher is not None:
             watcher.cancel()
         await reply.close()
-    return sent
+    return Ending(status, sent, route, error, served)
 
 
 def _length(reply: UpstreamResponse) -> int | None:

@@ -19,9 +19,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gateway.breaker import OnChange
-from gateway.config import ConfigError, GatewayConfig, parse_config
-from gateway.config_source import ConfigSource
+from gateway.config.load import parse_config
+from gateway.config.model import ConfigError, GatewayConfig
+from gateway.config.store import ConfigSource
+from gateway.protection.breaker import OnChange
 from gateway.runtime import Runtime, build_runtime
 
 logger = logging.getLogger("gateway.reload")

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
-from gateway.config import GatewayConfig, Route
+from gateway.config.model import GatewayConfig, Route
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,16 +9,18 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from gateway.admin_guard import AdminGuard
-from gateway.admission import RouteGuard
+from gateway.admission.admin_guard import AdminGuard
+from gateway.admission.guard import RouteGuard
 from gateway.asgi import Scope
-from gateway.breaker import OnChange
-from gateway.config import GatewayConfig, HttpTarget, LambdaTarget, Target, base_dir
-from gateway.forwarding import TargetGuard
+from gateway.config.model import GatewayConfig, HttpTarget, LambdaTarget, Target, base_dir
 from gateway.normalize import Network, forwarded_for, parse_trusted
+from gateway.protection.breaker import OnChange
+from gateway.protection.guard import TargetGuard
 from gateway.routing import RouteTable
+from gateway.telemetry.tracing import Tracing
 from gateway.upstreams.base import Upstream
 from gateway.upstreams.http import HttpUpstream
+from gateway.upstreams.traced import TracedUpstream
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,8 @@ class Runtime:
     admin: AdminGuard = AdminGuard()
     closeables: tuple[Any, ...] = ()
     loaded_at: float = field(default_factory=time.time)
+    tracing: Tracing | None = None
+    """When tracing is on: each upstream is wrapped in a client span (kept across reloads)."""
 
     @property
     def config(self) -> GatewayConfig:
@@ -58,7 +62,7 @@ def build_upstream(target: Target) -> Upstream:
         case HttpTarget():
             return HttpUpstream(target)
         case LambdaTarget():
-            # boto3 is imported only where a lambda: target exists (cold start).
+            # cold start: boto3 only where a lambda: target exists
             from gateway.upstreams.aws_lambda import LambdaUpstream
 
             return LambdaUpstream(target)
@@ -68,16 +72,22 @@ def build_runtime(
     config: GatewayConfig,
     on_breaker_change: OnChange | None = None,
     reuse: Runtime | None = None,
+    tracing: Tracing | None = None,
 ) -> Runtime:
     """The runtime for `config`; targets unchanged since `reuse` keep its upstream (and
     connection pool) and protection state."""
+    if reuse is not None:
+        tracing = tracing or reuse.tracing
+    if tracing is not None and not tracing.enabled:
+        tracing = None
     upstreams: dict[str, Upstream] = {}
     guards: dict[str, TargetGuard] = {}
     for name, target in config.targets.items():
         if reuse is not None and reuse.config.targets.get(name) == target:
             upstreams[name], guards[name] = reuse.pair(name)
         else:
-            upstreams[name] = build_upstream(target)
+            upstream = build_upstream(target)
+            upstreams[name] = TracedUpstream(upstream, tracing) if tracing else upstream
             guards[name] = TargetGuard.build(target, on_breaker_change)
     jwks: dict[str, Any] = {}
     files = base_dir(config.source)
@@ -95,6 +105,7 @@ def build_runtime(
         parse_trusted(config.trusted_proxies),
         admin,
         tuple(jwks.values()),
+        tracing=tracing,
     )
 
 

@@ -21,7 +21,8 @@ from email.utils import formatdate
 from typing import Any
 
 from gateway.asgi import ASGIApp, Message, Receive, Scope, Send
-from gateway.config import ConfigError, load_config
+from gateway.config.load import load_config
+from gateway.config.model import ConfigError
 
 CONFIG_ENV = "GATEWAY_CONFIG"
 
@@ -42,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        # cold start: uvicorn only when serving
         import uvicorn
     except ImportError:
         needs = "gateway serve needs uvicorn: pip install 'strangler-gateway[serve]'"
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
 def log_config(level: str) -> dict[str, Any]:
     """uvicorn's own logging setup, plus the gateway's loggers on the same stderr handler."""
+    # cold start: uvicorn only when serving
     from uvicorn.config import LOGGING_CONFIG
 
     config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
@@ -94,6 +97,7 @@ def log_config(level: str) -> dict[str, Any]:
 
 def served_app() -> ASGIApp:
     """The factory uvicorn calls in each worker: the gateway, with a Date on every answer."""
+    # cold start: the app (FastAPI, aiohttp) only for `gateway serve`, not every verb
     from gateway.app import create_app
 
     return with_date(create_app())

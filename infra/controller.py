@@ -1,6 +1,6 @@
 """The scheduled rollout controller, as the template deploys it and as a cron job can run it.
 
-On Lambda the handler is `gateway.rollout_lambda.handler` (the zip carries the `gateway`
+On Lambda the handler is `gateway.rollouts.lambda_entry.handler` (the zip carries the `gateway`
 package only; see infra/package.py): an EventBridge rule invokes it every minute, and it
 judges each route's rollout once, with ROLLOUT_CONFIG, ROLLOUT_ROUTES and METRICS from its
 environment. The same pass runs anywhere with AWS credentials and that environment:
@@ -15,7 +15,7 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from gateway.rollout_lambda import RolloutFailed, handler
+from gateway.rollouts.lambda_entry import RolloutFailed, handler
 
 __all__ = ["handler", "main"]
 

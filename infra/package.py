@@ -6,8 +6,8 @@
 The zip holds the runtime dependencies (pyproject.toml's `dependencies`) as wheels for the
 template's runtime (CPython 3.12 on arm64: Graviton, Amazon Linux 2023), the `gateway`
 package and the route table as `routes.yaml`: nothing else. Left out: boto3 and botocore,
-which the Lambda runtime ships; httpx, which the gateway does not import; the extras
-(uvicorn, the test tools). Before zipping, every module the gateway imports is looked for:
+which the Lambda runtime ships; the extras (uvicorn, the test tools, httpx). Before
+zipping, every module the gateway imports is looked for:
 one imported at module level and missing fails the build, a missing lazy one is named.
 Every file gets the same timestamp, so the same inputs make the same zip and a redeploy of
 an unchanged build changes nothing.
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import ast
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -35,7 +34,8 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from gateway.config import ConfigError, GatewayConfig, LambdaTarget, load_config
+from gateway.config.load import load_config
+from gateway.config.model import ConfigError, GatewayConfig, LambdaTarget
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "gateway"
@@ -45,8 +45,6 @@ ROUTES_NAME = "routes.yaml"  # where GATEWAY_CONFIG's default finds it, in /var/
 # Amazon Linux 2023 (glibc 2.34), so manylinux_2_28 wheels are as good as manylinux2014 ones.
 PYTHON_VERSION = "3.12"
 PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
-# Declared in pyproject.toml but never imported by the gateway (its HTTP client is aiohttp).
-NOT_PACKAGED = frozenset({"httpx", "httpx-aiohttp"})
 PROVIDED_BY_RUNTIME = frozenset({"boto3", "botocore"})
 
 STRIPPED_DIRS = frozenset({"__pycache__", "tests"})
@@ -136,10 +134,11 @@ def build(routes: Path, out: Path, python: str) -> tuple[int, int]:
 
 
 def requirements() -> list[str]:
-    """pyproject.toml's dependencies, with their version bounds, less NOT_PACKAGED."""
+    """pyproject.toml's dependencies, with their version bounds: all of them, since the
+    gateway imports every one (test clients and tools live in the dev extra)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     specs: list[str] = project["dependencies"]
-    return [spec for spec in specs if _canonical(_dist_name(spec)) not in NOT_PACKAGED]
+    return list(specs)
 
 
 def pip_install(site: Path, specs: list[str]) -> None:
@@ -262,15 +261,6 @@ def _aws_lambda_targets(config: GatewayConfig) -> Iterator[LambdaTarget]:
     for target in config.targets.values():
         if isinstance(target, LambdaTarget) and not target.endpoint_url:
             yield target
-
-
-def _dist_name(spec: str) -> str:
-    match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", spec)
-    return match.group(0) if match else spec
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _imports(source: Path) -> Iterator[tuple[str, bool]]:

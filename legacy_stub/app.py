@@ -1,10 +1,10 @@
 from fastapi import FastAPI
 
-from gateway.tracing import ServerTracing
 from legacy_stub import echo, harness
 from legacy_stub.data import OrderStore, seed_orders
 from legacy_stub.middleware import ServedBy
 from legacy_stub.resources import SERVED_BY, install_resources
+from legacy_stub.tracing import add_tracing
 
 
 def create_app(store: OrderStore | None = None) -> FastAPI:
@@ -14,7 +14,7 @@ def create_app(store: OrderStore | None = None) -> FastAPI:
     app.include_router(echo.router)
     app.include_router(harness.router)
     app.add_middleware(ServedBy, name=SERVED_BY)
-    app.add_middleware(ServerTracing, service="legacy-stub")
+    add_tracing(app, service="legacy-stub")
     return app
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from legacy_stub.app import app as legacy_app
 from services.orders_v2.app import app as orders_v2_app
-from tests.servers import serve_in_thread
+from tests.support.servers import serve_in_thread
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +25,7 @@ def orders_v2_url() -> Iterator[str]:
         yield url
 
 
-pytest_plugins = ["tests.gateways", "tests.aws"]
+pytest_plugins = ["tests.support.gateways", "tests.support.aws"]
 
 
 @pytest.fixture(scope="module")

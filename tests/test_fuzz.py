@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLFutureWarning, YAMLWarning
 
-from gateway.config import ConfigError, GatewayConfig, parse_config
-from gateway.config_loader import ROUTE_KEYS, TOP_KEYS, load_text
-from gateway.config_targets import HTTP_TARGET_KEYS, LAMBDA_TARGET_KEYS
+from gateway.config.load import ROUTE_KEYS, TOP_KEYS, load_text, parse_config
+from gateway.config.model import ConfigError, GatewayConfig
+from gateway.config.targets import HTTP_TARGET_KEYS, LAMBDA_TARGET_KEYS
 from gateway.headers import HOP_BY_HOP, HeaderView, request_headers, response_headers
 from gateway.normalize import PathRefused, normalize_path
 from gateway.routing import RouteTable

@@ -22,7 +22,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.constructor import SafeConstructor
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
-from gateway.config import parse_config
+from gateway.config.load import parse_config
 
 INFRA = Path(__file__).resolve().parents[1] / "infra"
 TEMPLATE_PATH = INFRA / "template.yaml"

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from gateway.lambda_fields import header_list
-from tests import lambda_kit as kit
-from tests.lambda_kit import alb_event, answer_body, error_code, lambda_entry, pattern
-from tests.lambda_runner import LambdaProcess
-from tests.servers import free_port, recording_sink, write_config
+from gateway.alb_fields import header_list
+from tests.support import lambda_kit as kit
+from tests.support.lambda_kit import alb_event, answer_body, error_code, lambda_entry, pattern
+from tests.support.lambda_runner import LambdaProcess
+from tests.support.servers import free_port, recording_sink, write_config
 
 EVENTS = Path(__file__).parent / "events"
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -383,10 +383,10 @@ def test_http_api_client_is_in_x_forwarded_for_once(entry: LambdaProcess) -> Non
     # WHEN it is forwarded
     request = kit.echoed(entry.invoke(event))
     # THEN the client address appears once, last
-    chain = [value for name, value in request["headers"] if name == "x-forwarded-for"]
-    assert len(chain) == 1
-    assert chain[0].split(", ").count("198.51.100.7") == 1
-    assert chain[0].endswith("198.51.100.7")
+    forwarded = [value for name, value in request["headers"] if name == "x-forwarded-for"]
+    assert len(forwarded) == 1
+    assert forwarded[0].split(", ").count("198.51.100.7") == 1
+    assert forwarded[0].endswith("198.51.100.7")
 
 
 def test_http_api_encoded_slash_in_raw_path_is_refused(entry: LambdaProcess) -> None:

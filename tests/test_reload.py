@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from gateway.app import create_app
-from gateway.config import ConfigError
-from gateway.config_source import S3Source, SsmSource
+from gateway.config.model import ConfigError
+from gateway.config.store import S3Source, SsmSource
 from gateway.reload import Reloader, RuntimeHolder
 from gateway.runtime import build_runtime
-from tests.servers import free_port, serve_in_thread, serve_process, write_config
+from tests.support.servers import free_port, serve_in_thread, serve_process, write_config
 
 LOAD_SECONDS = 4.0
 CONCURRENCY = 8
@@ -162,7 +162,7 @@ def test_sighup_reloads_at_once(tmp_path: Path, legacy_url: str, orders_v2_url: 
 
 
 def reloader_for(source: S3Source | SsmSource) -> Reloader:
-    from gateway.config_source import load_from
+    from gateway.config.store import load_from
 
     return Reloader(source, RuntimeHolder(build_runtime(load_from(source))), ttl=60)
 

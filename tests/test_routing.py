@@ -6,7 +6,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from gateway.config import parse_config
+from gateway.config.load import parse_config
 from gateway.headers import HeaderView
 from gateway.routing import RouteTable
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from gateway.config import LambdaTarget
+from gateway.config.model import LambdaTarget
 from gateway.errors import (
     ConnectFailed,
     GatewayError,
@@ -26,8 +26,8 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.headers import response_headers
-from gateway.lambda_payloads import alb_event, parse_answer
 from gateway.upstreams.base import Body, UpstreamRequest, UpstreamResponse
+from gateway.upstreams.lambda_payloads import alb_event, parse_answer
 
 # Lambda's synchronous invoke payload limit (request and response), in bytes.
 PAYLOAD_LIMIT = 6 * 1024 * 1024
@@ -45,6 +45,7 @@ def lambda_client(region: str | None, endpoint_url: str | None, timeout: float) 
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
+            # cold start: boto3 only where AWS is used (s3:, ssm:, lambda:, CloudWatch)
             import boto3
             from botocore.config import Config
 
@@ -121,6 +122,7 @@ class LambdaUpstream:
 
     def _translate(self, exc: Exception) -> GatewayError | None:
         """botocore's errors as the gateway's; None for anything else (a bug: let it raise)."""
+        # cold start: boto3 only where AWS is used (s3:, ssm:, lambda:, CloudWatch)
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,

@@ -24,7 +24,6 @@ class UpstreamRequest:
     headers: RawHeaders
     body: Body
     route: str
-    client_host: str | None = None
 
     def with_headers(self, headers: RawHeaders) -> UpstreamRequest:
         return replace(self, headers=headers)

@@ -51,6 +51,7 @@ def _install() -> None:
     global _installed  # noqa: PLW0603 - one wrapper per process, whichever session asks first
     if _installed:
         return
+    # cold start: aiohttp only once an http target is first called
     from aiohttp import http_writer
 
     http_writer._serialize_headers = _wrap(http_writer._serialize_headers)

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from gateway.config import HttpTarget
+from gateway.config.model import HttpTarget
 from gateway.errors import (
     ConnectFailed,
     ConnectTimedOut,
@@ -37,6 +37,7 @@ SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
 
 def _URL(text: str, *, encoded: bool) -> Any:  # noqa: N802 - stands for yarl.URL
+    # cold start: aiohttp only once an http target is first called
     from yarl import URL
 
     return URL(text, encoded=encoded)
@@ -52,11 +53,13 @@ class HttpUpstream:
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
+        # cold start: aiohttp only once an http target is first called
         # Made on first use, inside the running loop (aiohttp binds a session to its loop);
         # aiohttp itself is imported then too: a cold start that needs no upstream skips it.
         import aiohttp
 
         if self._session is None or self._session.closed:
+            # cold start: aiohttp only once an http target is first called
             from gateway.upstreams.strict_heads import strict_connector
 
             connector = strict_connector(
@@ -137,6 +140,7 @@ class HttpUpstream:
         return close
 
     def _translate(self, exc: BaseException) -> GatewayError:
+        # cold start: aiohttp only once an http target is first called
         import aiohttp
 
         cause: BaseException | None = exc

@@ -28,7 +28,7 @@ SERVICES: list[tuple[str, int, list[str], dict[str, str]]] = [
         [
             sys.executable,
             "-m",
-            "gateway.cli",
+            "gateway.cli.main",
             "local-lambda",
             "--port",
             "9001",
@@ -42,7 +42,16 @@ SERVICES: list[tuple[str, int, list[str], dict[str, str]]] = [
         GATEWAY_PORT,
         # `gateway serve`: uvicorn as the gateway needs it (no Date/Server of its own, no
         # proxy-header rewriting, its access log off for the gateway's JSON lines).
-        [sys.executable, "-m", "gateway.cli", "serve", "--host", HOST, "--port", str(GATEWAY_PORT)],
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli.main",
+            "serve",
+            "--host",
+            HOST,
+            "--port",
+            str(GATEWAY_PORT),
+        ],
         {
             "GATEWAY_CONFIG": os.environ.get("GATEWAY_CONFIG", str(ROOT / "routes.yaml")),
             # boto3 signs invokes even locally; these reach only the local Invoke API.

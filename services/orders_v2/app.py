@@ -3,7 +3,6 @@ from typing import Any
 from fastapi import FastAPI
 from mangum import Mangum
 
-from gateway.tracing import ServerTracing
 from services.orders_v2.faults import FaultInjection, FaultInjector, fault_router
 from services.orders_v2.middleware import ServedBy
 from services.orders_v2.orders import (
@@ -14,6 +13,7 @@ from services.orders_v2.orders import (
     render_not_found,
     seed_orders,
 )
+from services.orders_v2.tracing import add_tracing
 
 
 def create_app(injector: FaultInjector | None = None, store: OrderStore | None = None) -> FastAPI:
@@ -32,7 +32,7 @@ def create_app(injector: FaultInjector | None = None, store: OrderStore | None =
     app.add_middleware(FaultInjection, injector=injector)
     # Added last so it wraps the rest: injected failures carry `x-served-by` too.
     app.add_middleware(ServedBy, name=SERVED_BY)
-    app.add_middleware(ServerTracing, service="orders-v2")
+    add_tracing(app, service="orders-v2")
     return app
 
 

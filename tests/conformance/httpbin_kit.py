@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.rawhttp import RawResponse
-from tests.servers import LOOPBACK, free_port, serve_process
+from tests.support.rawhttp import RawResponse
+from tests.support.servers import LOOPBACK, free_port, serve_process
 
 # Headers the gateway adds to every answer by design (README: "What comes back").
 GATEWAY_ADDED = (b"x-gateway-route", b"x-gateway-target")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.parsed_gateways import PARSERS, gateway_under, one_target_table
-from tests.rawhttp import build, request
-from tests.servers import raw_tcp_upstream
+from tests.support.parsed_gateways import PARSERS, gateway_under, one_target_table
+from tests.support.rawhttp import build, request
+from tests.support.servers import raw_tcp_upstream
 
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Back: caf\xe9 \xc3\xa9\r\n\r\nok"
 

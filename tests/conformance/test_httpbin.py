@@ -16,8 +16,8 @@ import pytest
 from gateway.app import create_app
 from tests.conformance.deviations import require_documented
 from tests.conformance.httpbin_kit import compare, httpbin_server
-from tests.rawhttp import build, request
-from tests.servers import serve_in_thread, write_config
+from tests.support.rawhttp import build, request
+from tests.support.servers import serve_in_thread, write_config
 
 HOST = ("Host", "conformance.test")
 BINARY = bytes(range(256)) * 4

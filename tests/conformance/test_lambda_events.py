@@ -19,8 +19,8 @@ import pytest
 
 from tests.conformance.deviations import require_documented
 from tests.conformance.lambda_replay import answer_shape, differences, sent
-from tests.lambda_kit import answer_body, echoed, lambda_entry
-from tests.lambda_runner import LambdaProcess
+from tests.support.lambda_kit import answer_body, echoed, lambda_entry
+from tests.support.lambda_runner import LambdaProcess
 
 VENDOR = Path(__file__).parent / "vendor"
 RECORDED = sorted(

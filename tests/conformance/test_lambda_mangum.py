@@ -23,11 +23,11 @@ from mangum.handlers import ALB as MangumALB
 from mangum.handlers import HTTPGateway
 from mangum.types import LambdaConfig, LambdaContext, Response
 
-from gateway.lambda_events import ALBEvent, HttpApiEvent
+from gateway.alb import ALBEvent, HttpApiEvent
 from tests.conformance.deviations import require_documented
 from tests.conformance.lambda_replay import answer_shape, differences, sent
-from tests.lambda_kit import echoed, lambda_entry
-from tests.lambda_runner import LambdaProcess
+from tests.support.lambda_kit import echoed, lambda_entry
+from tests.support.lambda_runner import LambdaProcess
 
 VENDOR = Path(__file__).parent / "vendor" / "mangum"
 ALB: dict[str, Any] = json.loads((VENDOR / "alb.json").read_text())

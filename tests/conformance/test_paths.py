@@ -13,12 +13,12 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.app import create_app
-from gateway.cli import main
+from gateway.cli.main import main
 from tests.conformance.deviations import require_documented
 from tests.conformance.path_vectors import Vector, classify, corpus, vector_id
-from tests.rawhttp import RawResponse
-from tests.rawhttp import request as send
-from tests.servers import serve_in_thread, write_config
+from tests.support.rawhttp import RawResponse
+from tests.support.rawhttp import request as send
+from tests.support.servers import serve_in_thread, write_config
 
 CORPUS = corpus()
 

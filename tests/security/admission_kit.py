@@ -12,8 +12,8 @@ import pytest
 
 from gateway.app import create_app
 from legacy_stub.app import create_app as create_legacy
-from tests import rawhttp
-from tests.servers import serve_in_thread, write_config
+from tests.support import rawhttp
+from tests.support.servers import serve_in_thread, write_config
 
 PARSERS = [pytest.param("h11", id="h11"), pytest.param("httptools", id="httptools")]
 

@@ -13,8 +13,8 @@ import warnings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.config import ConfigError
-from gateway.config_loader import load_text
+from gateway.config.load import load_text
+from gateway.config.model import ConfigError
 
 MAX_REFUSAL_CHARS = 100_000
 TAGS = ["!!python/object:os.system", "!!python/object/apply:os.getcwd", "!!python/name:os.system",

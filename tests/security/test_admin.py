@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.auth import hash_api_key
-from gateway.cli import main
-from gateway.config import ConfigError, parse_config
-from gateway.rollout_metrics import PrometheusSource
-from tests.lambda_runner import lambda_process
+from gateway.admission.auth import hash_api_key
+from gateway.cli.main import main
+from gateway.config.load import parse_config
+from gateway.config.model import ConfigError
+from gateway.rollouts.metrics import PrometheusSource
 from tests.security.admission_kit import (
     PARSERS,
     alb_event,
@@ -20,7 +20,8 @@ from tests.security.admission_kit import (
     send,
     serve_table,
 )
-from tests.servers import write_config
+from tests.support.lambda_runner import lambda_process
+from tests.support.servers import write_config
 
 ADMIN_KEY = "admin-secret"
 SECRET_URL = "http://10.20.30.40:8080"  # an internal address that must never leak

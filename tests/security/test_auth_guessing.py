@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.admission import FailureCounter, TooManyAuthFailures
-from gateway.auth import hash_api_key
-from gateway.config import ConfigError, RateSpec, parse_config
-from gateway.ratelimit import RateLimiter
-from tests.lambda_runner import lambda_process
-from tests.rawhttp import RawResponse
+from gateway.admission.auth import hash_api_key
+from gateway.admission.guard import FailureCounter, TooManyAuthFailures
+from gateway.admission.ratelimit import RateLimiter
+from gateway.config.load import parse_config
+from gateway.config.model import ConfigError, RateSpec
 from tests.security.admission_kit import (
     PARSERS,
     alb_event,
@@ -21,7 +20,9 @@ from tests.security.admission_kit import (
     send,
     serve_table,
 )
-from tests.servers import write_config
+from tests.support.lambda_runner import lambda_process
+from tests.support.rawhttp import RawResponse
+from tests.support.servers import write_config
 
 __all__ = ["echo_upstream"]
 

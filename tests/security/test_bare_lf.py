@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.parsed_gateways import PARSERS, gateway_under, one_target_table
-from tests.rawhttp import RawResponse, build, request
-from tests.servers import raw_tcp_upstream
+from tests.support.parsed_gateways import PARSERS, gateway_under, one_target_table
+from tests.support.rawhttp import RawResponse, build, request
+from tests.support.servers import raw_tcp_upstream
 
 REFUSED = {
     "lf-inside-a-value": b"HTTP/1.1 200 OK\r\nX-A: one\nSet-Cookie: evil=1\r\n"

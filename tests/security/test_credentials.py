@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.auth import hash_api_key
-from tests import jwt_kit
-from tests.lambda_runner import lambda_process
+from gateway.admission.auth import hash_api_key
 from tests.security.admission_kit import (
     PARSERS,
     alb_event,
@@ -21,7 +19,9 @@ from tests.security.admission_kit import (
     serve_table,
     values,
 )
-from tests.servers import write_config
+from tests.support import jwt_kit
+from tests.support.lambda_runner import lambda_process
+from tests.support.servers import write_config
 
 __all__ = ["echo_upstream"]
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.parsed_gateways import PARSERS, gateway_under, one_target_table
-from tests.rawhttp import build, host_port, request
-from tests.servers import raw_tcp_upstream
+from tests.support.parsed_gateways import PARSERS, gateway_under, one_target_table
+from tests.support.rawhttp import build, host_port, request
+from tests.support.servers import raw_tcp_upstream
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 BIG = 32 * 1024 * 1024

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from tests.conformance.deviations import require_documented
-from tests.lambda_runner import lambda_process
 from tests.security.admission_kit import (
     PARSERS,
     alb_event,
@@ -18,7 +17,8 @@ from tests.security.admission_kit import (
     serve_table,
     values,
 )
-from tests.servers import write_config
+from tests.support.lambda_runner import lambda_process
+from tests.support.servers import write_config
 
 __all__ = ["echo_upstream"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import ROOT, free_port, serve_process
+from tests.support.servers import ROOT, free_port, serve_process
 
 MEMORY_LIMIT = 512 * 2**20
 TIME_LIMIT_SECONDS = 30
@@ -43,7 +43,7 @@ def run_limited(
 
 
 def validate(path: Path) -> subprocess.CompletedProcess[str]:
-    return run_limited(["-m", "gateway.cli", "validate", str(path)])
+    return run_limited(["-m", "gateway.cli.main", "validate", str(path)])
 
 
 def laughs(depth: int, wrap: Callable[[str], str]) -> str:
@@ -108,7 +108,7 @@ def test_a_size_cap_can_be_raised_by_environment(tmp_path: Path) -> None:
     path = tmp_path / "routes.yaml"
     path.write_text(TARGET + ROUTE + "# " + "x" * 2**20 + "\n")
     # WHEN the cap is lowered below it, then left at its default
-    lowered = run_limited(["-m", "gateway.cli", "validate", str(path)],
+    lowered = run_limited(["-m", "gateway.cli.main", "validate", str(path)],
                           env={"GATEWAY_CONFIG_MAX_BYTES": "65536"})  # fmt: skip
     default = validate(path)
     # THEN the lowered cap refuses it by name, and the default accepts it

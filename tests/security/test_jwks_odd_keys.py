@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from legacy_stub.app import create_app as legacy_app
-from tests.gateways import GatewayFactory
-from tests.jwt_kit import ISSUER, JwksServer, claims, rsa_key
-from tests.servers import serve_in_thread
+from tests.support.gateways import GatewayFactory
+from tests.support.jwt_kit import ISSUER, JwksServer, claims, rsa_key
+from tests.support.servers import serve_in_thread
 
 KEY = rsa_key("good")
 ODD_ENTRIES = {

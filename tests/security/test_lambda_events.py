@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.lambda_kit import alb_event, answer_body, http_api_event, lambda_entry
-from tests.lambda_runner import LambdaProcess
+from tests.support.lambda_kit import alb_event, answer_body, http_api_event, lambda_entry
+from tests.support.lambda_runner import LambdaProcess
 
 Event = dict[str, Any]
 

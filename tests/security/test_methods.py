@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from gateway.app import create_app
-from tests.lambda_runner import lambda_process
-from tests.rawhttp import RawResponse, build, request
-from tests.servers import serve_in_thread, write_config
+from tests.support.lambda_runner import lambda_process
+from tests.support.rawhttp import RawResponse, build, request
+from tests.support.servers import serve_in_thread, write_config
 
 KEY = "s3cret-admin-key"
 TABLE = """

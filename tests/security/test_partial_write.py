@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.admission.auth import hash_api_key
 from gateway.app import create_app
-from gateway.auth import hash_api_key
 from legacy_stub.app import create_app as legacy_app
-from tests.servers import free_port, serve_in_thread, serve_process, write_config
+from tests.support.servers import free_port, serve_in_thread, serve_process, write_config
 
 KEY = "partial-write-test-key-0123456789"
 WRITES = 4

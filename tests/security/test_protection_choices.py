@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from gateway.app import create_app
-from gateway.breaker import BreakerPolicy
-from gateway.config import ConfigError, parse_config
+from gateway.config.load import parse_config
+from gateway.config.model import BreakerPolicy, ConfigError
 from tests.conformance.deviations import require_documented
 from tests.security.admission_kit import echo_upstream, send, serve_table
-from tests.servers import serve_in_thread, write_config
+from tests.support.servers import serve_in_thread, write_config
 
 __all__ = ["echo_upstream"]
 

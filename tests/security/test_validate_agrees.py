@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from gateway.app import create_app
-from gateway.config import ConfigError
+from gateway.config.model import ConfigError
 from legacy_stub.app import create_app as legacy_app
-from tests.jwt_kit import ISSUER, rsa_key
-from tests.servers import ROOT, serve_in_thread
+from tests.support.jwt_kit import ISSUER, rsa_key
+from tests.support.servers import ROOT, serve_in_thread
 
 GOOD_JWKS = {"keys": [rsa_key("good").public_jwk()]}
 ODD_ONLY_JWKS = {"keys": [{"kid": "odd", "kty": "RSA", "alg": "none", "n": "AQAB", "e": "AQAB"}]}
@@ -107,7 +107,7 @@ def legacy() -> Iterator[str]:
 
 def validate(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "validate", str(path)],
+        [sys.executable, "-m", "gateway.cli.main", "validate", str(path)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,0 +1,1 @@
+"""The `gateway` command: main and one module per verb group."""

@@ -1,0 +1,1 @@
+"""How a target is protected: breaker, retries, concurrency limits."""

@@ -1,0 +1,1 @@
+"""Editing the split over time: the edit engine, the controller, its metrics."""

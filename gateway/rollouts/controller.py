@@ -1,0 +1,295 @@
+"""The rollout controller: one judgement of a route's canary per call (`gateway rollout`).
+
+The route's `rollout:` block says how: the target, its steps, how long a step lasts at least
+(`interval`), how many requests it needs (`min_requests`), and the thresholds. Its `state:`
+block, which the controller writes back into the table, says where it stands, so any run (a
+shell, a cron job, the scheduled Lambda) carries on where the last one stopped:
+
+- no state yet: the target gets the first step's weight, and the step begins now;
+- a threshold breached (once min_requests is reached): everything back to the baseline;
+- too few requests, or the interval not over: wait, change nothing;
+- healthy: the next step, or at the last one everything to the target.
+
+A step's numbers are the target's and the baseline's since the step began. Nothing is edited
+when the table or the metrics cannot be read. Exit codes: 0 started, advanced, waited or done;
+3 rolled back (now, or by an earlier run); 1 could not judge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from gateway.cli.credentials import add_admin_key
+from gateway.cli.diff import percent_text
+from gateway.cli.status import add_status_verb
+from gateway.config.model import GatewayConfig, RolloutSpec, RolloutState, Route
+from gateway.config.units import format_duration, parse_duration
+from gateway.errors import CommandError
+from gateway.rollouts.metrics import (
+    MetricsSource,
+    Window,
+    latency,
+    metrics_source_for,
+    percent,
+)
+from gateway.rollouts.rollout_edit import (
+    Plan,
+    all_to,
+    checked,
+    edit_route,
+    shift_to,
+)
+from gateway.rollouts.store import ConfigStore, Stored, store_for
+
+EXIT_OK, EXIT_ERROR, EXIT_ROLLED_BACK = 0, 1, 3
+Kind = Literal["started", "waiting", "advanced", "promoted", "rolled_back", "done"]
+Action = Literal["wait", "advance", "promote", "rollback"]
+
+
+class RolloutError(CommandError):
+    """No judgement could be made; nothing was edited."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    route: str
+    kind: Kind
+    verdict: str
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_ROLLED_BACK if self.kind == "rolled_back" else EXIT_OK
+
+    @property
+    def finished(self) -> bool:
+        return self.kind in ("promoted", "rolled_back", "done")
+
+    def __str__(self) -> str:
+        return f"{self.route}: {self.verdict}"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    verdict: str
+
+
+def judge(spec: RolloutSpec, baseline: str, canary: Window, base: Window, now: float) -> Decision:
+    """What a running step's numbers call for (pure: no I/O, the clock is `now`)."""
+    state = spec.state
+    where = _where(spec, state.step)
+    numbers = _numbers(baseline, canary, base)
+    if canary.requests < spec.min_requests:
+        return Decision(
+            "wait",
+            f"waiting at {where}: {_count(canary.requests)} of {spec.min_requests} "
+            f"requests so far; {numbers}",
+        )
+    breaches = _breaches(spec, baseline, canary, base)
+    if breaches:
+        return Decision(
+            "rollback",
+            f"rolled back at {where}: {', '.join(breaches)} over {_count(canary.requests)} "
+            f"requests; all traffic to {baseline}",
+        )
+    elapsed = now - state.started_at
+    if elapsed < spec.interval:
+        return Decision(
+            "wait",
+            f"waiting at {where}: {format_duration(max(elapsed, 0.0))} of "
+            f"{format_duration(spec.interval)} elapsed; {numbers}",
+        )
+    if canary.p99 is None and (spec.max_p99 is not None or spec.max_p99_ratio is not None):
+        return Decision("wait", f"waiting at {where}: no p99 for {spec.target} yet; {numbers}")
+    if state.step + 1 >= len(spec.steps):
+        return Decision("promote", f"promoted {spec.target} to 100% after {where}: {numbers}")
+    following = _where(spec, state.step + 1)
+    return Decision("advance", f"advanced to {following} after {where}: {numbers}")
+
+
+def _where(spec: RolloutSpec, step: int) -> str:
+    return f"step {step + 1} ({percent_text(spec.steps[step])})"
+
+
+def _count(requests: float) -> str:
+    return f"{requests:.0f}"
+
+
+def _numbers(baseline: str, canary: Window, base: Window) -> str:
+    return (
+        f"{_count(canary.requests)} requests, error rate {percent(canary.error_rate)}, "
+        f"p99 {latency(canary.p99)} ({baseline}: {_count(base.requests)} requests, "
+        f"error rate {percent(base.error_rate)}, p99 {latency(base.p99)})"
+    )
+
+
+def _breaches(spec: RolloutSpec, baseline: str, canary: Window, base: Window) -> list[str]:
+    found = []
+    if canary.error_rate > spec.max_error_rate:
+        found.append(f"error rate {percent(canary.error_rate)} > {percent(spec.max_error_rate)}")
+    p99 = canary.p99
+    if p99 is not None and spec.max_p99 is not None and p99 > spec.max_p99:
+        found.append(f"p99 {latency(p99)} > {latency(spec.max_p99)}")
+    # Against the baseline only while it has as many requests: at 100% it has none, and a p99
+    # of a handful of requests is noise.
+    ratio = spec.max_p99_ratio
+    reference = base.p99 if base.requests >= spec.min_requests else None
+    if p99 is not None and ratio is not None and reference is not None and p99 > reference * ratio:
+        found.append(f"p99 {latency(p99)} > {baseline} p99 {latency(reference)} x {ratio:g}")
+    return found
+
+
+def run_once(store: ConfigStore, source: MetricsSource, name: str, now: float) -> Outcome:
+    """Read the table, judge route NAME's rollout, write the table back if it moves."""
+    stored = store.read()
+    route, spec = _rollout_of(checked(stored.text, store.description), name)
+    state = spec.state
+    if state.status != "running":
+        kind: Kind = "done" if state.status == "done" else "rolled_back"
+        return Outcome(name, kind, state.verdict or state.status.replace("_", " "))
+    if state.step >= len(spec.steps):
+        raise RolloutError(f"route {name!r}: state.step {state.step} is past the last step")
+    baseline = _baseline(route, spec)
+    targets = (spec.target, baseline)
+    edit = _Edit(store, stored, name)
+    if state.started_at <= 0:
+        was = dict(route.split).get(spec.target, 0.0)
+        verdict = (
+            f"started at {_where(spec, 0)}: {spec.target} {percent_text(was)} -> "
+            f"{percent_text(spec.steps[0])}"
+        )
+        snapshot = source.snapshot(name, targets)
+        edit(
+            shift_to(spec.target, spec.steps[0]), RolloutState(0, now, "running", verdict, snapshot)
+        )
+        return Outcome(name, "started", verdict)
+    p99 = spec.max_p99 is not None or spec.max_p99_ratio is not None
+    windows, snapshot = source.step(name, targets, state, now, p99=p99)
+    decision = judge(spec, baseline, windows[spec.target], windows[baseline], now)
+    following = RolloutState(state.step + 1, now, "running", decision.verdict, snapshot)
+    return _carry_out(decision, spec, baseline, following, edit)
+
+
+def _carry_out(
+    decision: Decision, spec: RolloutSpec, baseline: str, following: RolloutState, edit: _Edit
+) -> Outcome:
+    """Wait, or write the edit the decision calls for; FOLLOWING is the next step's state."""
+    state, verdict = spec.state, decision.verdict
+    match decision.action:
+        case "wait":
+            return Outcome(edit.route, "waiting", verdict)
+        case "advance":
+            edit(shift_to(spec.target, spec.steps[following.step]), following)
+            return Outcome(edit.route, "advanced", verdict)
+        case "promote":
+            edit(all_to(spec.target), RolloutState(state.step, state.started_at, "done", verdict))
+            return Outcome(edit.route, "promoted", verdict)
+        case "rollback":
+            back = RolloutState(state.step, state.started_at, "rolled_back", verdict)
+            edit(all_to(baseline), back)
+            return Outcome(edit.route, "rolled_back", verdict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Edit:
+    store: ConfigStore
+    read: Stored
+    route: str
+
+    def __call__(self, plan: Plan, state: RolloutState) -> None:
+        state = RolloutState(
+            state.step, round(state.started_at, 3), state.status, state.verdict, state.snapshot
+        )
+        text = edit_route(self.read.text, self.store.description, self.route, plan, state)
+        self.store.write(text, self.read)
+
+
+def _rollout_of(config: GatewayConfig, name: str) -> tuple[Route, RolloutSpec]:
+    route = next((r for r in config.routes if r.name == name), None)
+    if route is None:
+        names = ", ".join(r.name for r in config.routes)
+        raise RolloutError(f"no route {name!r} in {config.source}; routes: {names}")
+    if route.rollout is None:
+        raise RolloutError(f"route {name!r} has no rollout: block")
+    return route, route.rollout
+
+
+def _baseline(route: Route, spec: RolloutSpec) -> str:
+    """The route's `baseline:`, else the first target of its split that is not the canary."""
+    others = [target for target in route.targets if target != spec.target]
+    baseline = route.baseline or (others[0] if others else None)
+    if baseline is None or baseline == spec.target:
+        raise RolloutError(f"route {route.name!r}: no baseline target besides {spec.target}")
+    return baseline
+
+
+def running_rollouts(store: ConfigStore) -> list[str]:
+    """The routes whose rollout is not finished (including those not started yet)."""
+    config = checked(store.read().text, store.description)
+    return [
+        route.name
+        for route in config.routes
+        if route.rollout is not None and route.rollout.state.status == "running"
+    ]
+
+
+def watch(
+    judge_once: Callable[[], Outcome], every: float | None, sleep: Callable[[float], None]
+) -> int:
+    """Judge once, or (with `every`) again and again until the rollout finishes or fails."""
+    while True:
+        try:
+            outcome = judge_once()
+        except CommandError as exc:
+            print(f"gateway rollout: {exc}; nothing changed", file=sys.stderr, flush=True)
+            return EXIT_ERROR
+        print(outcome, flush=True)
+        if every is None or outcome.finished:
+            return outcome.exit_code
+        sleep(every)
+
+
+def run_rollout(args: argparse.Namespace) -> int:
+    try:
+        store = store_for(args.file)
+        source = metrics_source_for(args.metrics, args.admin_key)
+    except CommandError as exc:
+        print(f"gateway rollout: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    now: Callable[[], float] = time.time if args.now is None else (lambda: float(args.now))
+    every = args.every if args.watch else None
+    return watch(lambda: run_once(store, source, args.route, now()), every, time.sleep)
+
+
+def _duration(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be more than zero")
+    return seconds
+
+
+def add_rollout_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `rollout` and `status`; each sets `run(args) -> exit code`."""
+    verb = verbs.add_parser(
+        "rollout", help="judge a route's canary once: start, wait, advance, promote, roll back"
+    )
+    verb.add_argument("file", metavar="FILE", help="a path, s3://bucket/key or ssm:/name")
+    verb.add_argument("route", metavar="ROUTE")
+    verb.add_argument(
+        "--metrics", required=True, metavar="SOURCE", help="a gateway's URL or cloudwatch:NS"
+    )
+    add_admin_key(verb)
+    verb.add_argument("--every", type=_duration, default=30.0, metavar="DURATION")
+    when = verb.add_mutually_exclusive_group()
+    when.add_argument("--watch", action="store_true", help="judge again until it finishes")
+    when.add_argument("--now", type=float, metavar="EPOCH", help="judge as at this time")
+    verb.set_defaults(run=run_rollout)
+    add_status_verb(verbs)

@@ -1,0 +1,1 @@
+"""What a request leaves behind: the exchange record, traces, metrics, the access log."""

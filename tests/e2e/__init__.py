@@ -1,0 +1,1 @@
+"""Black-box runs: a real gateway between real servers, driven over HTTP."""

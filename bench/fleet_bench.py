@@ -33,12 +33,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.admission.ratelimit import RateLimiter
 from gateway.fleet.concurrency import FleetConcurrencyLimit
 from gateway.fleet.rate import FleetRateLimiter
 from gateway.fleet.settings import StateSettings
 from gateway.fleet.store import StateStore
-from gateway.limits import ConcurrencyLimit
-from gateway.ratelimit import RateLimiter
+from gateway.protection.concurrency import ConcurrencyLimit
 
 CONCURRENCY = (1, 16)
 TICKS = os.sysconf("SC_CLK_TCK")

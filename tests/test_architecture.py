@@ -34,8 +34,15 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "gateway.alb",
         "gateway.alb_fields",
     ),
-    # the mechanisms, side by side
-    ("gateway.admission", "gateway.protection", "gateway.upstreams", "gateway.telemetry"),
+    # the mechanisms, side by side (fleet: their shared state on Redis; parity: comparing answers)
+    (
+        "gateway.admission",
+        "gateway.protection",
+        "gateway.upstreams",
+        "gateway.telemetry",
+        "gateway.fleet",
+        "gateway.parity",
+    ),
     # the table in use, and swapping it
     ("gateway.runtime", "gateway.reload"),
     # the corridor: normalize -> match -> admit -> pick -> forward -> respond

@@ -12,14 +12,15 @@ from multiprocessing.queues import Queue
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any, TypeAlias
 
-from gateway.breaker import BreakerPolicy, CircuitBreaker
+from gateway.admission.ratelimit import RateLimiter
+from gateway.config.model import BreakerPolicy
 from gateway.fleet.breaker import FleetBreaker
 from gateway.fleet.concurrency import FleetConcurrencyLimit, LimitExceeded
 from gateway.fleet.rate import FleetRateLimiter
 from gateway.fleet.settings import OnUnavailable, StateSettings
 from gateway.fleet.store import StateStore, StateUnavailable
-from gateway.limits import ConcurrencyLimit
-from gateway.ratelimit import RateLimiter
+from gateway.protection.breaker import CircuitBreaker
+from gateway.protection.concurrency import ConcurrencyLimit
 
 LIMIT = 5
 LOADED_TIMEOUT = 0.5

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from gateway.admission.ratelimit import RateLimiter
 from gateway.fleet.rate import FleetRateLimiter
-from gateway.ratelimit import RateLimiter
 from tests.fleet import fleet_children as kids
 from tests.fleet.processes import Job, children, collect
 

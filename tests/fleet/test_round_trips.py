@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 
+from gateway.admission.ratelimit import RateLimiter
 from gateway.fleet.rate import FleetRateLimiter
-from gateway.ratelimit import RateLimiter
 from tests.fleet import fleet_children as kids
 
 

@@ -15,12 +15,12 @@ from typing import TypeVar
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from gateway.admission.ratelimit import RateLimiter
 from gateway.fleet.concurrency import FleetConcurrencyLimit
 from gateway.fleet.rate import FleetRateLimiter
 from gateway.fleet.settings import OnUnavailable
 from gateway.fleet.store import StateStore, StateUnavailable
-from gateway.limits import ConcurrencyLimit, LimitExceeded
-from gateway.ratelimit import RateLimiter
+from gateway.protection.concurrency import ConcurrencyLimit, LimitExceeded
 from tests.fleet import fleet_children as kids
 from tests.fleet.redis_kit import RedisServer
 

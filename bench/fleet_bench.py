@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.admission.ratelimit import RateLimiter
+from gateway.config.model import StateSettings
 from gateway.fleet.concurrency import FleetConcurrencyLimit
 from gateway.fleet.rate import FleetRateLimiter
-from gateway.fleet.settings import StateSettings
 from gateway.fleet.store import StateStore
 from gateway.protection.concurrency import ConcurrencyLimit
 

@@ -17,7 +17,7 @@ from gateway.protection.breaker import CircuitBreaker, OnChange
 from gateway.protection.concurrency import ConcurrencyLimit
 from gateway.protection.retries import RetryBudget
 
-LEASE_MARGIN = 5.0
+LEASE_MARGIN = 2.0
 """Seconds a fleet slot outlives the target's timeout: a killed instance's slots come back then."""
 
 

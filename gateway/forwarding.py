@@ -131,7 +131,12 @@ async def _attempt(
 ) -> UpstreamResponse:
     slot = await _take_slot(guard, upstream.name)
     breaker = guard.breaker
-    if breaker is not None and not await _allows(breaker):
+    try:
+        allowed = breaker is None or await _allows(breaker)
+    except BaseException:  # Redis gone between the slot and the breaker (closed): free the slot
+        await slot.__aexit__(None, None, None)
+        raise
+    if breaker is not None and not allowed:
         await slot.__aexit__(None, None, None)
         raise CircuitOpen(
             f"target {upstream.name!r} is failing; its circuit breaker is open",

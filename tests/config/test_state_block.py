@@ -27,7 +27,7 @@ def write(tmp_path: Path, state: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("state", "line", "field", "words"),
+    "case",
     [
         ("  redis: http://127.0.0.1:6379", 6, "state.redis", "not a redis:// or rediss://"),
         ("  redis: redis://127.0.0.1:6379\n  timeout: -5ms", 7, "state.timeout", "positive"),
@@ -36,15 +36,13 @@ def write(tmp_path: Path, state: str) -> str:
     ],
     ids=["bad-url", "negative-timeout", "unknown-key", "bad-on-unavailable"],
 )
-def test_validate_refuses_a_bad_state_block_with_file_and_line(  # noqa: PLR0913
+def test_validate_refuses_a_bad_state_block_with_file_and_line(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    state: str,
-    line: int,
-    field: str,
-    words: str,
+    case: tuple[str, int, str, str],
 ) -> None:
+    state, line, field, words = case
     # GIVEN a table whose state: block has one mistake, and no URL in the environment
     monkeypatch.delenv("GATEWAY_REDIS_URL", raising=False)
     path = write(tmp_path, state)
@@ -81,7 +79,7 @@ def test_gateway_redis_url_overrides_the_block_and_alone_turns_state_on(
     monkeypatch.setenv("GATEWAY_REDIS_URL", "redis://10.0.0.9:6379/1")
     with_block = write(tmp_path, "  redis: redis://127.0.0.1:6379\n  timeout: 30ms")
     without = tmp_path / "plain.yaml"
-    without.write_text(TABLE.split("state:")[0].format())
+    without.write_text(TABLE.partition("state:")[0].format())
 
     # WHEN a table with a state: block and one without are loaded
     overridden = load_config(with_block).state
@@ -98,7 +96,7 @@ def test_without_state_or_url_every_limit_stays_local(
     # GIVEN no state: block and no GATEWAY_REDIS_URL
     monkeypatch.delenv("GATEWAY_REDIS_URL", raising=False)
     path = tmp_path / "plain.yaml"
-    path.write_text(TABLE.split("state:")[0].format())
+    path.write_text(TABLE.partition("state:")[0].format())
 
     # WHEN it is loaded  THEN there is no shared state
     assert load_config(str(path)).state is None

@@ -13,8 +13,8 @@ It also times the hand-over of a freed fleet slot to a waiter (polling, see conc
 
     .venv/bin/python bench/fleet_bench.py [--rounds 5] [--ops 2000]
 
-The gateway-level req/s comparison (issue 12's goal: fleet >= 0.75x local) comes with the
-wiring into the corridor.
+The gateway-level req/s comparison (issue 12's goal: fleet >= 0.75x local) is
+bench/fleet_gateway_bench.py.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.admission.ratelimit import RateLimiter
+from gateway.config.model import StateSettings
 from gateway.fleet.concurrency import FleetConcurrencyLimit
 from gateway.fleet.rate import FleetRateLimiter
-from gateway.fleet.settings import StateSettings
 from gateway.fleet.store import StateStore
 from gateway.protection.concurrency import ConcurrencyLimit
 

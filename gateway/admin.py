@@ -14,9 +14,12 @@ from gateway.config.model import HttpTarget, LambdaTarget, Target
 from gateway.config.units import format_duration
 from gateway.errors import GatewayError, send_error
 from gateway.explaining import parse_header, report
+from gateway.fleet.concurrency import FleetConcurrencyLimit
+from gateway.fleet.store import StateUnavailable
 from gateway.reload import Reloader
 from gateway.runtime import Runtime
 from gateway.telemetry.metrics import Metrics
+from gateway.telemetry.state_metrics import render_state
 
 
 def describe_target(target: Target) -> dict[str, Any]:
@@ -55,6 +58,28 @@ def describe(runtime: Runtime) -> dict[str, Any]:
     }
 
 
+async def target_limits(runtime: Runtime) -> dict[str, dict[str, Any]]:
+    """Per target: whether its limits hold fleet-wide or per process, and what is in flight
+    (the fleet's count, read from Redis now; this process's for a local limit)."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, guard in runtime.guards.items():
+        limit = guard.limit
+        state = "fleet" if guard.fleet_wide else "local"
+        entry: dict[str, Any] = {"state": state, "max_concurrency": None, "in_flight": None}
+        if isinstance(limit, FleetConcurrencyLimit):
+            entry["max_concurrency"] = limit.limit
+            try:
+                entry["in_flight"] = await limit.count_in_flight()
+            except StateUnavailable:
+                entry["state"] = "local (shared state unavailable)"
+                entry["in_flight"] = limit.in_flight
+        elif limit is not None:
+            entry["max_concurrency"] = limit.limit
+            entry["in_flight"] = limit.in_flight
+        found[name] = entry
+    return found
+
+
 def admin_router(
     runtime: Callable[[], Runtime], metrics: Metrics, reloader: Reloader | None = None
 ) -> APIRouter:
@@ -63,6 +88,9 @@ def admin_router(
     @router.get("/metrics")
     async def prometheus() -> Response:
         body, content_type = metrics.render()
+        store = runtime().store
+        if store is not None:
+            body += render_state(store.snapshot()).encode()
         return Response(body, media_type=content_type)
 
     @router.get("/health")
@@ -82,7 +110,10 @@ def admin_router(
 
     @router.get("/routes")
     async def routes() -> dict[str, Any]:
-        described = describe(runtime())
+        current = runtime()
+        described = describe(current)
+        for name, limits in (await target_limits(current)).items():
+            described["targets"][name]["limits"] = limits
         described["last_reload_error"] = reloader.last_error if reloader is not None else None
         return described
 

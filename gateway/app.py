@@ -104,6 +104,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         settle_gc()
+        if holder.current.store is not None:
+            await holder.current.store.warm_up()
         watcher = asyncio.create_task(reloader.watch()) if reloader is not None else None
         yield
         if watcher is not None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from gateway.config.model import Route
 from gateway.errors import CircuitOpen, GatewayError, Overloaded, RequestTimeout
+from gateway.fleet.breaker import FleetBreaker
+from gateway.protection.breaker import CircuitBreaker
 from gateway.protection.concurrency import LimitExceeded
 from gateway.protection.guard import TargetGuard
 from gateway.upstreams.base import Upstream, UpstreamRequest, UpstreamResponse
@@ -129,7 +131,12 @@ async def _attempt(
 ) -> UpstreamResponse:
     slot = await _take_slot(guard, upstream.name)
     breaker = guard.breaker
-    if breaker is not None and not breaker.allow():
+    try:
+        allowed = breaker is None or await _allows(breaker)
+    except BaseException:  # Redis gone between the slot and the breaker (closed): free the slot
+        await slot.__aexit__(None, None, None)
+        raise
+    if breaker is not None and not allowed:
         await slot.__aexit__(None, None, None)
         raise CircuitOpen(
             f"target {upstream.name!r} is failing; its circuit breaker is open",
@@ -143,18 +150,32 @@ async def _attempt(
         tries.seconds = time.perf_counter() - started
         await slot.__aexit__(None, None, None)
         if breaker is not None:
-            breaker.record(error.status_code < 500)
+            await _record(breaker, error.status_code < 500)
         raise
     except BaseException:
         await slot.__aexit__(None, None, None)
         raise
     tries.seconds = time.perf_counter() - started
-    if breaker is not None:
+    if isinstance(breaker, FleetBreaker):
+        await breaker.record_status(reply.status)
+    elif breaker is not None:
         breaker.record_status(reply.status)
     reply.close = _then(reply.close, lambda: slot.__aexit__(None, None, None))
     if reply.whole is None:
         reply.body = _while_read(reply, reply.body, guard.timeout)
     return reply
+
+
+async def _allows(breaker: CircuitBreaker | FleetBreaker) -> bool:
+    # The fleet's breaker is one script round trip; the local one costs no await.
+    return await breaker.allow() if isinstance(breaker, FleetBreaker) else breaker.allow()
+
+
+async def _record(breaker: CircuitBreaker | FleetBreaker, success: bool) -> None:
+    if isinstance(breaker, FleetBreaker):
+        await breaker.record(success)
+    else:
+        breaker.record(success)
 
 
 _ABANDONING: set[asyncio.Task[None]] = set()

@@ -34,6 +34,9 @@ logger = logging.getLogger("gateway.lambda")
 app = create_app()
 _mangum = Mangum(app, lifespan="off")
 _loop = asyncio.get_event_loop()
+if app.state.runtime.current.store is not None:
+    # One pooled connection (a TLS handshake) at cold start, on the loop warm calls reuse.
+    _loop.run_until_complete(app.state.runtime.current.store.warm_up())
 settle_gc(collect=False)
 
 

@@ -50,6 +50,8 @@ def rebuild(
     runtime = build_runtime(config, on_breaker_change, reuse=current)
     kept = {id(u) for u in runtime.upstreams.values()}
     retired: list[Closeable] = [u for u in current.upstreams.values() if id(u) not in kept]
+    if current.store is not None and current.store is not runtime.store:
+        retired.append(current.store)
     return runtime, [*retired, *current.closeables]
 
 

@@ -13,6 +13,7 @@ from gateway.admission.admin_guard import AdminGuard
 from gateway.admission.guard import RouteGuard
 from gateway.asgi import Scope
 from gateway.config.model import GatewayConfig, HttpTarget, LambdaTarget, Target, base_dir
+from gateway.fleet.store import StateStore
 from gateway.normalize import Network, forwarded_for, parse_trusted
 from gateway.protection.breaker import OnChange
 from gateway.protection.guard import TargetGuard
@@ -35,6 +36,8 @@ class Runtime:
     loaded_at: float = field(default_factory=time.time)
     tracing: Tracing | None = None
     """When tracing is on: each upstream is wrapped in a client span (kept across reloads)."""
+    store: StateStore | None = None
+    """The fleet's shared state (`state:`), kept across reloads while its settings hold."""
 
     @property
     def config(self) -> GatewayConfig:
@@ -55,6 +58,17 @@ class Runtime:
     async def aclose(self) -> None:
         for item in (*self.upstreams.values(), *self.closeables):
             await item.aclose()
+        if self.store is not None:
+            await self.store.aclose()
+
+
+def state_store(config: GatewayConfig, reuse: Runtime | None) -> StateStore | None:
+    """The store `config.state` names: the one in use when its settings are unchanged."""
+    if config.state is None:
+        return None
+    if reuse is not None and reuse.store is not None and reuse.store.settings == config.state:
+        return reuse.store
+    return StateStore(config.state)
 
 
 def build_upstream(target: Target) -> Upstream:
@@ -80,21 +94,29 @@ def build_runtime(
         tracing = tracing or reuse.tracing
     if tracing is not None and not tracing.enabled:
         tracing = None
+    store = state_store(config, reuse)
+    same_store = reuse is not None and reuse.store is store
     upstreams: dict[str, Upstream] = {}
     guards: dict[str, TargetGuard] = {}
     for name, target in config.targets.items():
         if reuse is not None and reuse.config.targets.get(name) == target:
             upstreams[name], guards[name] = reuse.pair(name)
+            if not same_store:  # local <-> fleet, or another Redis: new protection state
+                guards[name] = TargetGuard.build(target, on_breaker_change, store)
         else:
             upstream = build_upstream(target)
             upstreams[name] = TracedUpstream(upstream, tracing) if tracing else upstream
-            guards[name] = TargetGuard.build(target, on_breaker_change)
+            guards[name] = TargetGuard.build(target, on_breaker_change, store)
     jwks: dict[str, Any] = {}
     files = base_dir(config.source)
-    admissions = {route.name: RouteGuard.build(route, jwks, files) for route in config.routes}
+    admissions = {
+        route.name: RouteGuard.build(route, jwks, files, store) for route in config.routes
+    }
     admin = AdminGuard.build(config.admin, jwks, files)
-    if reuse is not None:
+    if reuse is not None and same_store:
         _carry_over(reuse, config, admissions)
+    elif reuse is not None:
+        _carry_over_failures(reuse, config, admissions)
         if reuse.config.admin == config.admin:
             admin = admin.keeping(reuse.admin)
     return Runtime(
@@ -106,6 +128,7 @@ def build_runtime(
         admin,
         tuple(jwks.values()),
         tracing=tracing,
+        store=store,
     )
 
 
@@ -116,3 +139,16 @@ def _carry_over(old: Runtime, config: GatewayConfig, admissions: dict[str, Route
         old_route = before.get(route.name)
         if old_route is not None and route.name in old.admissions:
             admissions[route.name].carry_over(old.admissions[route.name], old_route, route)
+
+
+def _carry_over_failures(
+    old: Runtime, config: GatewayConfig, admissions: dict[str, RouteGuard]
+) -> None:
+    """The store changed: rate state starts afresh in the new place; failure counts stay."""
+    before = {route.name: route for route in old.config.routes}
+    for route in config.routes:
+        old_route, old_guard = before.get(route.name), old.admissions.get(route.name)
+        if old_route is not None and old_guard is not None:
+            fresh = admissions[route.name].rate
+            admissions[route.name].carry_over(old_guard, old_route, route)
+            admissions[route.name].rate = fresh

@@ -76,6 +76,7 @@ class Stack:
             "AWS::Region": "eu-central-1",
             "AWS::AccountId": "123456789012",
             "AWS::Partition": "aws",
+            "AWS::StackName": "gateway",
             "AWS::NoValue": NO_VALUE,
         }
         for name, spec in TEMPLATE["Parameters"].items():
@@ -262,6 +263,7 @@ def test_function_runs_what_package_py_builds() -> None:
         "GATEWAY_CONFIG",
         "GATEWAY_CONFIG_TTL",
         "OTEL_SERVICE_NAME",
+        "GATEWAY_REDIS_URL",  # only with SharedStateCache (AWS::NoValue otherwise)
     }
 
 
@@ -518,3 +520,46 @@ def test_zip_is_stripped_and_reproducible(tmp_path: Path) -> None:
             "lib/__init__.py",
         ]
     assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+
+
+# --- Fleet-wide limits: the shared state cache ---------------------------------------------
+
+
+def test_state_cache_is_off_by_default_and_the_function_has_no_redis_url() -> None:
+    # GIVEN the default parameters
+    stack = Stack()
+    # WHEN the cache's resources and the function's environment are evaluated
+    variables = stack.value(RESOURCES["GatewayFunction"]["Properties"]["Environment"])
+    created = [name for name in ("StateCache", "StateCacheSecurityGroup") if stack.creates(name)]
+    # THEN nothing is created and every limit stays per instance
+    assert created == []
+    assert stack.creates("GatewayToStateCache") is False
+    assert "GATEWAY_REDIS_URL" not in variables["Variables"]
+
+
+def test_one_parameter_turns_on_a_tls_valkey_cache_only_the_gateway_reaches() -> None:
+    # GIVEN SharedStateCache=true
+    stack = Stack(SharedStateCache="true")
+    # WHEN the cache, its security group and the function are evaluated
+    cache = stack.value(RESOURCES["StateCache"]["Properties"])
+    group = stack.value(RESOURCES["StateCacheSecurityGroup"]["Properties"])
+    egress = stack.value(RESOURCES["GatewayToStateCache"]["Properties"])
+    environment = RESOURCES["GatewayFunction"]["Properties"]["Environment"]["Variables"]
+    condition, url, otherwise = environment["GATEWAY_REDIS_URL"]["Fn::If"]
+    # THEN a Valkey serverless cache sits in the gateway's private subnets
+    assert all(stack.creates(n) for n in ("StateCache", "StateCacheSecurityGroup"))
+    assert cache["Engine"] == "valkey"
+    assert cache["SubnetIds"] == REQUIRED["PrivateSubnetIds"].split(",")
+    assert cache["SecurityGroupIds"] == [{"Ref": "StateCacheSecurityGroup"}]
+    # AND only the gateway's security group may reach it, on the cache's ports
+    [ingress] = group["SecurityGroupIngress"]
+    assert ingress["SourceSecurityGroupId"] == {"Ref": "GatewaySecurityGroup"}
+    assert (ingress["FromPort"], ingress["ToPort"]) == (6379, 6380)
+    assert "CidrIp" not in ingress
+    assert egress["DestinationSecurityGroupId"] == {"Ref": "StateCacheSecurityGroup"}
+    # AND the function gets its endpoint as a TLS URL (rediss://), which state: reads
+    assert stack.condition(condition)
+    assert url == {
+        "Fn::Sub": "rediss://${StateCache.Endpoint.Address}:${StateCache.Endpoint.Port}/0"
+    }
+    assert otherwise == {"Ref": "AWS::NoValue"}

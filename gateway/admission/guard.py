@@ -28,6 +28,8 @@ from gateway.errors import (
     Unauthorized,
     UriTooLong,
 )
+from gateway.fleet.rate import FleetRateLimiter
+from gateway.fleet.store import StateStore
 from gateway.headers import HeaderView, cookie_value
 from gateway.normalize import RequestLimits, body_limit_exceeded, check_request
 
@@ -64,17 +66,29 @@ class FailureCounter:
 class RouteGuard:
     limits: RequestLimits
     authenticator: Authenticator | None = None
-    rate: RateLimiter | None = None
+    rate: RateLimiter | FleetRateLimiter | None = None
     rate_key: KeySource = CLIENT_KEY
     failures: FailureCounter | None = None
 
     @classmethod
-    def build(cls, route: Route, jwks: dict[str, Any], base_dir: Path) -> RouteGuard:
+    def build(
+        cls, route: Route, jwks: dict[str, Any], base_dir: Path, store: StateStore | None = None
+    ) -> RouteGuard:
+        """With a `store`, the route's `rate` holds across the fleet (the local bucket is
+        its fallback while Redis is away)."""
         spec = route.limits
         limits = RequestLimits(spec.max_url, spec.max_header_bytes, spec.max_headers, spec.max_body)
-        rate = None
+        rate: RateLimiter | FleetRateLimiter | None = None
         if route.rate is not None:
             rate = RateLimiter(route.rate.per_second, route.rate.burst)
+            if store is not None:
+                rate = FleetRateLimiter(
+                    store,
+                    name=route.name,
+                    rate=route.rate.per_second,
+                    burst=route.rate.burst,
+                    local=rate,
+                )
         rate_key = route.rate.key if route.rate else CLIENT_KEY
         failures = FailureCounter.build(route.auth_failures) if route.auth else None
         return cls(limits, _authenticator(route, jwks, base_dir), rate, rate_key, failures)
@@ -105,7 +119,11 @@ class RouteGuard:
             raise PayloadTooLarge(f"body of {length} bytes, over {self.limits.max_body_bytes}")
         principal = await self._authenticate(headers, scope["headers"], client)
         if self.rate is not None:
-            wait = self.rate.check(self._rate_key(headers, client, principal))
+            key = self._rate_key(headers, client, principal)
+            if isinstance(self.rate, FleetRateLimiter):
+                wait = await self.rate.check(key)
+            else:
+                wait = self.rate.check(key)
             if wait is not None:
                 raise RateLimited("too many requests", retry_after=max(1, math.ceil(wait)))
         return principal

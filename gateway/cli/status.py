@@ -13,6 +13,7 @@ from typing import Any
 
 from gateway.cli.credentials import add_admin_key, admin_headers
 from gateway.cli.diff import percent_text
+from gateway.cli.limits import read_limits, render_limits
 from gateway.config.model import CounterSnapshot
 from gateway.rollouts.metrics import (
     MetricsUnavailable,
@@ -100,10 +101,14 @@ def run_status(args: argparse.Namespace) -> int:
     try:
         routes = read_routes(args.url, admin_key=args.admin_key)
         counters = PrometheusSource(args.url, admin_key=args.admin_key).scrape()
+        limits = read_limits(args.url, admin_key=args.admin_key)
     except MetricsUnavailable as exc:
         print(f"gateway status: {exc}", file=sys.stderr)
         return 1
     print(render(rows(routes, counters)))
+    table = render_limits(limits)
+    if table:
+        print(f"\n{table}")
     return 0
 
 

@@ -27,9 +27,10 @@ from gateway.config.model import (
     Route,
     Target,
 )
+from gateway.config.state_block import read_state
 from gateway.config.targets import NAME_RE, read_targets
 
-TOP_KEYS = ("targets", "routes", "trusted_proxies", "admin")
+TOP_KEYS = ("targets", "routes", "trusted_proxies", "admin", "state")
 ROUTE_KEYS = (
     "name", "path", "methods", "headers", "split", "target", "sticky", "rewrite",
     "fallback", "fallback_on", "rate", "burst", "rate_key", "auth", "limits",
@@ -88,11 +89,12 @@ def load_text(text: str, source: str) -> GatewayConfig:
     routes = _routes(document, targets, checker)
     trusted = _trusted_proxies(document, checker)
     admin = config_admin.admin(document, checker)
+    state = read_state(document, checker)
     if checker.problems:
         raise ConfigError(checker.problems)
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
     return GatewayConfig(
-        MappingProxyType(targets), tuple(routes), source, version, text, trusted, admin
+        MappingProxyType(targets), tuple(routes), source, version, text, trusted, admin, state
     )
 
 

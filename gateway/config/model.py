@@ -259,6 +259,20 @@ class Route:
         return tuple(name for name, _ in self.split)
 
 
+OnUnavailable = Literal["local", "closed"]
+
+
+@dataclass(frozen=True, slots=True)
+class StateSettings:
+    """The `state:` block (config/state.py reads it)."""
+
+    redis: str
+    prefix: str = "gw:"
+    timeout: float = 0.05
+    """The longest one Redis call may take, in seconds."""
+    on_unavailable: OnUnavailable = "local"
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     targets: Mapping[str, Target]
@@ -268,6 +282,8 @@ class GatewayConfig:
     raw: str = field(default="", repr=False, compare=False)
     trusted_proxies: tuple[str, ...] = ()
     admin: AdminSpec | None = None
+    state: StateSettings | None = None
+    """Where the fleet's shared protection state lives; None: every limit per process."""
 
 
 @dataclass(frozen=True, slots=True)

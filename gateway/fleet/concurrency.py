@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Protocol
 
 from gateway.fleet.store import Script, StateStore, StateUnavailable
+from gateway.protection.concurrency import LimitExceeded
 
 POLL_FIRST = 0.002
 POLL_MAX = 0.025
@@ -82,18 +83,6 @@ return redis.call('ZCARD', KEYS[1])
 
 _ACQUIRE_SCRIPT, _RELEASE_SCRIPT = Script(_ACQUIRE), Script(_RELEASE)
 _IN_FLIGHT_SCRIPT = Script(_IN_FLIGHT)
-
-
-class LimitExceeded(Exception):
-    """No slot came free within the queue timeout; try again in `retry_after` seconds.
-
-    The same shape as gateway.limits.LimitExceeded (which this package may not import yet); the
-    wiring step makes them one class.
-    """
-
-    def __init__(self, limit: int, queue_timeout: float) -> None:
-        super().__init__(f"{limit} requests already in flight; none finished in {queue_timeout}s")
-        self.retry_after: int = max(1, math.ceil(queue_timeout))
 
 
 class LocalLimit(Protocol):

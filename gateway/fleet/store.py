@@ -29,8 +29,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
+from gateway.config.model import StateSettings
 from gateway.errors import GatewayError
-from gateway.fleet.settings import StateSettings
 
 log = logging.getLogger("gateway.fleet")
 
@@ -104,6 +104,10 @@ class StateStore:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+    async def aclose(self) -> None:
+        """As `close`: the name the runtime's closeables share."""
+        await self.close()
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run `script` once; raise StateUnavailable if Redis did not answer within timeout."""

@@ -39,6 +39,10 @@ class ConcurrencyLimit:
         self._waiters: deque[asyncio.Future[bool]] = deque()
 
     @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
     def in_flight(self) -> int:
         return self._in_flight
 

@@ -1,12 +1,17 @@
 """The local stack on loopback: legacy stub, orders-v2 (under uvicorn and as a Lambda behind
 the local Invoke API) and the gateway under `gateway serve`.
 
+When GATEWAY_REDIS_URL is not set and `redis-server` is installed, a redis-server on
+127.0.0.1:6399 (persistence off) holds the gateway's limits fleet-wide (routes.yaml's state:,
+through GATEWAY_REDIS_URL); without one the limits are per process, as in the embedded default.
+
 Run with `make run`. Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
+LOCAL_REDIS_PORT = 6399
 UVICORN = [sys.executable, "-m", "uvicorn", "--host", HOST, "--no-access-log"]
 
 SERVICES: list[tuple[str, int, list[str], dict[str, str]]] = [
@@ -63,6 +69,17 @@ SERVICES: list[tuple[str, int, list[str], dict[str, str]]] = [
 ]
 
 
+def local_redis() -> list[tuple[str, int, list[str], dict[str, str]]]:
+    """A redis-server for the shared state, unless one is given or none is installed."""
+    binary = shutil.which("redis-server")
+    if os.environ.get("GATEWAY_REDIS_URL") or binary is None:
+        return []
+    port = str(LOCAL_REDIS_PORT)
+    argv = [binary, "--bind", HOST, "--port", port, "--save", "", "--appendonly", "no"]
+    argv += ["--loglevel", "warning"]
+    return [("redis-server (fleet-wide limits)", LOCAL_REDIS_PORT, argv, {})]
+
+
 def wait_for(port: int, process: subprocess.Popen[bytes], name: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -87,6 +104,7 @@ Try:
   curl -si {url}/v2/orders                      # orders-v2 through a rewrite
   curl -si {url}/lambda/orders                  # orders-v2 as a Lambda, via boto3
   curl -s  {url}/_gateway/routes                # the table in use
+  gateway status {url}                 # weights, requests, 5xx, p99; limits fleet or local
 Each answer names its route and target in x-gateway-route / x-gateway-target.
 Ctrl-C stops the stack.
 """
@@ -100,8 +118,11 @@ def main() -> int:
     # A plain `kill` (SIGTERM) stops the stack as Ctrl-C does: every child is stopped too.
     signal.signal(signal.SIGTERM, _stop)
     processes: list[subprocess.Popen[bytes]] = []
+    redis = local_redis()
+    if redis:  # every child inherits it; the gateway's state: reads it
+        os.environ["GATEWAY_REDIS_URL"] = f"redis://{HOST}:{LOCAL_REDIS_PORT}/0"
     try:
-        for name, port, argv, env in SERVICES:
+        for name, port, argv, env in [*redis, *SERVICES]:
             process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env})
             processes.append(process)
             wait_for(port, process, name)

@@ -13,14 +13,13 @@ from multiprocessing.sharedctypes import Synchronized
 from typing import Any, TypeAlias
 
 from gateway.admission.ratelimit import RateLimiter
-from gateway.config.model import BreakerPolicy
+from gateway.config.model import BreakerPolicy, OnUnavailable, StateSettings
 from gateway.fleet.breaker import FleetBreaker
-from gateway.fleet.concurrency import FleetConcurrencyLimit, LimitExceeded
+from gateway.fleet.concurrency import FleetConcurrencyLimit
 from gateway.fleet.rate import FleetRateLimiter
-from gateway.fleet.settings import OnUnavailable, StateSettings
 from gateway.fleet.store import StateStore, StateUnavailable
 from gateway.protection.breaker import CircuitBreaker
-from gateway.protection.concurrency import ConcurrencyLimit
+from gateway.protection.concurrency import ConcurrencyLimit, LimitExceeded
 
 LIMIT = 5
 LOADED_TIMEOUT = 0.5

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from gateway.fleet.concurrency import POLL_MAX, LimitExceeded
+from gateway.fleet.concurrency import POLL_MAX
+from gateway.protection.concurrency import LimitExceeded
 from tests.fleet import fleet_children as kids
 from tests.fleet.processes import SPAWN, Job, children, collect
 

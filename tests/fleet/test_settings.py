@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.fleet.settings import StateSettings, parse_state
+from gateway.config.model import StateSettings
+from gateway.config.state import parse_state
 
 NO_ENV: dict[str, str] = {}
 

@@ -16,9 +16,9 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.admission.ratelimit import RateLimiter
+from gateway.config.model import OnUnavailable
 from gateway.fleet.concurrency import FleetConcurrencyLimit
 from gateway.fleet.rate import FleetRateLimiter
-from gateway.fleet.settings import OnUnavailable
 from gateway.fleet.store import StateStore, StateUnavailable
 from gateway.protection.concurrency import ConcurrencyLimit, LimitExceeded
 from tests.fleet import fleet_children as kids

@@ -1,8 +1,9 @@
 """The `state:` block: where the fleet's shared protection state lives, and what to do without it.
 
-`parse_state` is pure: it returns the settings or the problems, each as (field, message), and
-the loader attaches the file and line. The duration parser below is a stand-in (this package
-may import no other gateway module); the re-layout folds it into config/units.
+`parse_state` is pure: it returns the settings or the problems, each as (field, message);
+`config/state_block.py` reads it for the loader, attaching the file and line. Without a
+`state:` block, GATEWAY_REDIS_URL alone turns fleet-wide state on with the defaults (the
+deployment passes the cache's endpoint that way, so routes.yaml need not know it).
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal, cast
+from typing import cast
 from urllib.parse import urlsplit
 
-OnUnavailable = Literal["local", "closed"]
+from gateway.config.model import OnUnavailable, StateSettings
+
 REDIS_URL_ENV = "GATEWAY_REDIS_URL"
 _KEYS = frozenset({"redis", "prefix", "timeout", "on_unavailable"})
 _SCHEMES = ("redis", "rediss")
@@ -23,15 +24,6 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 Problem = tuple[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class StateSettings:
-    redis: str
-    prefix: str = "gw:"
-    timeout: float = 0.05
-    """The longest one Redis call may take, in seconds."""
-    on_unavailable: OnUnavailable = "local"
 
 
 def parse_state(

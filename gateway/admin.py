@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -14,8 +15,11 @@ from gateway.config.model import HttpTarget, LambdaTarget, Target
 from gateway.config.units import format_duration
 from gateway.errors import GatewayError, send_error
 from gateway.explaining import parse_header, report
+from gateway.parity.report import parity_report
+from gateway.parity.units import parse_duration
 from gateway.reload import Reloader
 from gateway.runtime import Runtime
+from gateway.shadowing import Shadowing
 from gateway.telemetry.metrics import Metrics
 
 
@@ -56,14 +60,37 @@ def describe(runtime: Runtime) -> dict[str, Any]:
 
 
 def admin_router(
-    runtime: Callable[[], Runtime], metrics: Metrics, reloader: Reloader | None = None
+    runtime: Callable[[], Runtime],
+    metrics: Metrics,
+    reloader: Reloader | None = None,
+    shadowing: Shadowing | None = None,
 ) -> APIRouter:
     router = APIRouter(prefix="/_gateway")
+    shadows = shadowing or Shadowing()
 
     @router.get("/metrics")
     async def prometheus() -> Response:
         body, content_type = metrics.render()
-        return Response(body, media_type=content_type)
+        return Response(body + shadows.metrics_text(runtime()), media_type=content_type)
+
+    @router.get("/parity")
+    async def parity(route: str | None = None, window: str | None = None) -> Any:
+        """Per route with a `shadow:`: the parity score, the counts, the differing paths."""
+        specs = {r.name: r.shadow.compare for r in runtime().config.routes if r.shadow}
+        if route is not None and route not in specs:
+            message = f"route {route!r} has no shadow block (with one: {', '.join(sorted(specs))})"
+            return JSONResponse({"error": "no_shadow", "message": message}, status_code=404)
+        try:
+            seconds = None if window is None else parse_duration(window)
+        except ValueError as exc:
+            return JSONResponse({"error": "bad_window", "message": str(exc)}, status_code=400)
+        return parity_report(shadows.recorder, specs, time.time(), route, seconds)
+
+    @router.post("/parity/reset")
+    async def parity_reset(route: str) -> Any:
+        """Forget a route's parity counts and examples (after a fix, say)."""
+        shadows.recorder.reset(route)
+        return {"reset": route}
 
     @router.get("/health")
     async def health() -> dict[str, str]:

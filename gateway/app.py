@@ -27,6 +27,7 @@ from gateway.protection.breaker import OnChange
 from gateway.proxy import Proxy
 from gateway.reload import Reloader, RuntimeHolder
 from gateway.runtime import build_runtime
+from gateway.shadowing import Shadowing
 from gateway.telemetry.exchange import Telemetry
 
 DEFAULT_CONFIG = "routes.yaml"
@@ -100,6 +101,7 @@ def create_app(
     reloader = None
     if source is not None:
         reloader = Reloader(source, holder, ttl_for(source), on_breaker_change=on_change)
+    shadowing = Shadowing()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -111,6 +113,7 @@ def create_app(
             await asyncio.gather(watcher, return_exceptions=True)
         if reloader is not None:
             await reloader.aclose()
+        await shadowing.aclose()
         await holder.current.aclose()
         telemetry.tracing.shutdown()
 
@@ -124,10 +127,11 @@ def create_app(
     app.state.runtime = holder
     app.state.reloader = reloader
     app.state.telemetry = telemetry
-    app.admin_routes = lambda: admin_router(holder.get, telemetry.metrics, reloader)
+    app.state.shadowing = shadowing
+    app.admin_routes = lambda: admin_router(holder.get, telemetry.metrics, reloader, shadowing)
     app.add_exception_handler(HTTPException, _admin_error)
     # Every /_gateway path (health aside) passes the admin guard before FastAPI sees it.
-    app.proxy = Proxy(AdminGate(app.admin_app, holder.get), holder.get, telemetry)
+    app.proxy = Proxy(AdminGate(app.admin_app, holder.get), holder.get, telemetry, shadowing)
     return app
 
 

@@ -27,13 +27,14 @@ from gateway.config.model import (
     Route,
     Target,
 )
+from gateway.config.shadow import shadow_section
 from gateway.config.targets import NAME_RE, read_targets
 
 TOP_KEYS = ("targets", "routes", "trusted_proxies", "admin")
 ROUTE_KEYS = (
     "name", "path", "methods", "headers", "split", "target", "sticky", "rewrite",
     "fallback", "fallback_on", "rate", "burst", "rate_key", "auth", "limits",
-    "baseline", "rollout",
+    "baseline", "rollout", "shadow",
 )  # fmt: skip
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -191,11 +192,12 @@ def _route(
     limits = sections.limits(spec, where, checker)
     rollout = sections.rollout(spec, where, checker, split)
     auth_failures = config_admin.auth_failures(spec, where, checker) if auth is not None else None
+    shadow = shadow_section(spec, where, targets, split, checker)
     if len(checker.problems) > before or path is None or not isinstance(name, str):
         return None
     return Route(
         name, path, split, methods, headers, sticky, rewrite, line,
-        fallback, fallback_on, rate, auth, limits, baseline, rollout, auth_failures,
+        fallback, fallback_on, rate, auth, limits, baseline, rollout, auth_failures, shadow,
     )  # fmt: skip
 
 

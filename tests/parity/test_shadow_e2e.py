@@ -1,0 +1,215 @@
+"""Shadow copies end to end: client -> gateway -> legacy, and a copy to a real candidate, on
+loopback; the parity report read from `/_gateway/parity`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import httpx
+import pytest
+
+from tests.parity.loopback import OrderService, parity, settled
+from tests.support.gateways import GatewayFactory
+from tests.support.servers import free_port, serve_in_thread
+
+REQUESTS = 40
+
+
+def table(legacy: str, candidate: str, shadow: str = "", timeout: str = "5s") -> str:
+    return f"""
+targets:
+  legacy: {{url: "{legacy}"}}
+  orders-v2: {{url: "{candidate}"}}
+routes:
+  - name: orders
+    path: /api/orders
+    target: legacy
+    shadow:
+      target: orders-v2
+      timeout: {timeout}
+      compare: {{noise: 100%, min_compared: 5}}
+{shadow}
+  - name: plain
+    path: /plain
+    rewrite: /api/orders
+    target: legacy
+"""
+
+
+@pytest.fixture
+def services() -> Iterator[tuple[OrderService, str, OrderService, str]]:
+    legacy, candidate = OrderService(), OrderService()
+    with ExitStack() as stack:
+        legacy_url = stack.enter_context(serve_in_thread(legacy))
+        candidate_url = stack.enter_context(serve_in_thread(candidate))
+        yield legacy, legacy_url, candidate, candidate_url
+
+
+def run(gateway: str, path: str = "/api/orders/7", count: int = REQUESTS) -> list[bytes]:
+    with httpx.Client(base_url=gateway, timeout=10) as client:
+        return [client.get(path).content for _ in range(count)]
+
+
+def test_identical_services_converge_to_full_parity_with_their_stamps_as_noise(
+    start_gateway: GatewayFactory, services: tuple[OrderService, str, OrderService, str]
+) -> None:
+    # GIVEN the same service as legacy and candidate, both stamping a time and a random id
+    _, legacy_url, _, candidate_url = services
+    gateway = start_gateway(table(legacy_url, candidate_url))
+
+    # WHEN a bounded run goes through the shadowed route
+    run(gateway)
+
+    # THEN parity is 100% and the stamps are listed as noise
+    entry = settled(gateway, "orders", REQUESTS)
+    assert entry["counts"]["compared"] == REQUESTS
+    assert entry["score"] == 100.0
+    verdicts = {row["path"]: row["verdict"] for row in entry["paths"]}
+    assert verdicts["body.meta.request_id"] == "noise"
+    assert verdicts["body.meta.at"] == "noise"
+
+
+FAULTS = {
+    "drops": ("body.status", "missing", 0.0),
+    "tenth": ("body.total", "value", 90.0),
+    "reorder": ("body.items", "order", 0.0),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(FAULTS), ids=sorted(FAULTS))
+def test_a_divergent_candidate_is_named_by_path_kind_and_example(
+    mode: str,
+    start_gateway: GatewayFactory,
+    services: tuple[OrderService, str, OrderService, str],
+) -> None:
+    # GIVEN a candidate with one fault
+    legacy, legacy_url, candidate, candidate_url = services
+    candidate.mode = mode
+    gateway = start_gateway(table(legacy_url, candidate_url))
+
+    # WHEN a bounded run goes through the shadowed route
+    answers = run(gateway)
+
+    # THEN every client answer is the legacy's (it has the status field)
+    assert all(b'"status": "open"' in body for body in answers)
+    # AND parity drops accordingly, the report naming the path, the kind and an example
+    path, kind, expected = FAULTS[mode]
+    entry = settled(gateway, "orders", REQUESTS)
+    assert entry["score"] == pytest.approx(expected)
+    row = next(r for r in entry["paths"] if r["path"] == path)
+    assert (row["kind"], row["verdict"]) == (kind, "real")
+    assert row["example"]["request"] == "GET /api/orders/7"
+
+
+def test_a_slow_then_dead_candidate_never_reaches_the_client(
+    start_gateway: GatewayFactory, services: tuple[OrderService, str, OrderService, str]
+) -> None:
+    # GIVEN a legacy with a fixed answer and a candidate 2 s slow, past the shadow's timeout
+    legacy, legacy_url, candidate, candidate_url = services
+    legacy.mode, candidate.mode = "fixed", "slow"
+    events: list[str] = []
+    candidate.events = events
+    gateway = start_gateway(table(legacy_url, candidate_url, timeout="300ms"))
+
+    # WHEN the same bounded run goes through the shadowed route and a route without shadow
+    shadowed = run(gateway, count=10)
+    events.append("client done")
+    plain = run(gateway, "/plain/7", count=10)
+
+    # THEN every answer is byte-identical to the no-shadow run's, given before any copy's
+    assert shadowed == plain
+    assert events[0] == "client done"
+    # AND the copies count as no_answer
+    entry = settled(gateway, "orders", 10)
+    assert entry["counts"]["no_answer"] == 10
+
+
+def test_a_dead_candidate_counts_no_answer(
+    start_gateway: GatewayFactory, services: tuple[OrderService, str, OrderService, str]
+) -> None:
+    # GIVEN a candidate nobody listens for
+    _, legacy_url, _, _ = services
+    gateway = start_gateway(table(legacy_url, f"http://127.0.0.1:{free_port()}"))
+
+    # WHEN a bounded run goes through
+    answers = run(gateway, count=10)
+
+    # THEN the clients are answered by the legacy and every copy is no_answer
+    assert all(b'"status": "open"' in body for body in answers)
+    assert settled(gateway, "orders", 10)["counts"]["no_answer"] == 10
+
+
+WRITES = {
+    "never-post": ("never", "POST", False, False),
+    "never-delete-with-key": ("never", "DELETE", True, False),
+    "sandbox-put": ("sandbox", "PUT", False, True),
+    "sandbox-delete": ("sandbox", "DELETE", False, True),
+    "key-post-without": ("idempotency-key", "POST", False, False),
+    "key-post-with": ("idempotency-key", "POST", True, True),
+    "never-get": ("never", "GET", False, True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRITES), ids=sorted(WRITES))
+def test_writes_are_copied_only_as_the_spec_allows(
+    case: str,
+    start_gateway: GatewayFactory,
+    services: tuple[OrderService, str, OrderService, str],
+) -> None:
+    # GIVEN a shadow with a `writes` rule
+    writes, method, with_key, copied = WRITES[case]
+    legacy, legacy_url, candidate, candidate_url = services
+    shadow = f"      writes: {writes}"
+    gateway = start_gateway(table(legacy_url, candidate_url, shadow=shadow))
+    headers = {"idempotency-key": "k-1"} if with_key else {}
+
+    # WHEN a request with that method goes through
+    answer = httpx.request(method, f"{gateway}/api/orders/7", headers=headers, content=b"{}")
+
+    # THEN the client is answered; the candidate got a copy marked as one, or nothing
+    assert answer.status_code == 200
+    entry = settled(gateway, "orders", 1, within=3.0 if copied else 0.3)
+    assert (entry["counts"]["compared"] == 1) is copied
+    assert [(m, h.get("x-gateway-shadow")) for m, h in candidate.hits] == (
+        [(method, "1")] if copied else []
+    )
+
+
+SECRETS = ("Bearer sekrit-token", "session=sekrit-cookie", "sekrit-query")
+
+
+def test_no_credential_appears_in_the_parity_report(
+    start_gateway: GatewayFactory, services: tuple[OrderService, str, OrderService, str]
+) -> None:
+    # GIVEN a divergent candidate and requests carrying credentials in headers and query
+    _, legacy_url, candidate, candidate_url = services
+    candidate.mode = "drops"
+    gateway = start_gateway(table(legacy_url, candidate_url))
+    headers = {"authorization": SECRETS[0], "cookie": SECRETS[1]}
+
+    # WHEN they go through
+    for _ in range(6):
+        httpx.get(f"{gateway}/api/orders/7?token={SECRETS[2]}", headers=headers)
+    settled(gateway, "orders", 6)
+
+    # THEN the report names the difference, and no secret
+    text = httpx.get(f"{gateway}/_gateway/parity").text
+    assert "body.status" in text
+    assert not [s for s in ("sekrit", "Bearer") if s in text]
+
+
+def test_the_report_refuses_a_route_without_shadow(
+    start_gateway: GatewayFactory, services: tuple[OrderService, str, OrderService, str]
+) -> None:
+    # GIVEN a gateway with one shadowed route
+    _, legacy_url, _, candidate_url = services
+    gateway = start_gateway(table(legacy_url, candidate_url))
+
+    # WHEN the report of another route is asked for
+    answer = httpx.get(f"{gateway}/_gateway/parity", params={"route": "plain"})
+
+    # THEN it says which routes have one
+    assert answer.status_code == 404
+    assert answer.json()["error"] == "no_shadow"
+    assert parity(gateway, "orders")["counts"]["compared"] == 0

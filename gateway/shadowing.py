@@ -187,11 +187,12 @@ class Shadowing:
             return b""
         return ("\n".join(_metrics_lines(self, runtime)) + "\n").encode()
 
-    async def aclose(self, grace: float = SHUTDOWN_GRACE) -> None:
-        """Shutdown: copies in flight get `grace` seconds, then are cancelled."""
+    async def aclose(self, grace: float | None = None) -> None:
+        """Shutdown: copies in flight get `grace` (SHUTDOWN_GRACE) seconds, then are cancelled."""
         if not self.tasks:
             return
-        _, pending = await asyncio.wait(set(self.tasks), timeout=grace)
+        wait = SHUTDOWN_GRACE if grace is None else grace
+        _, pending = await asyncio.wait(set(self.tasks), timeout=wait)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

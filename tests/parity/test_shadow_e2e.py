@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import httpx
 import pytest
 
+from gateway import shadowing
+from gateway.app import create_app
 from tests.parity.loopback import OrderService, parity, settled
 from tests.support.gateways import GatewayFactory
-from tests.support.servers import free_port, serve_in_thread
+from tests.support.servers import free_port, serve_in_thread, write_config
 
 REQUESTS = 40
 
@@ -213,3 +216,45 @@ def test_the_report_refuses_a_route_without_shadow(
     assert answer.status_code == 404
     assert answer.json()["error"] == "no_shadow"
     assert parity(gateway, "orders")["counts"]["compared"] == 0
+
+
+def test_copies_past_the_bound_are_dropped_and_shutdown_does_not_wait_for_the_rest(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    services: tuple[OrderService, str, OrderService, str],
+) -> None:
+    # GIVEN room for 2 copies in flight, and a candidate slower than the shutdown's grace
+    monkeypatch.setattr(shadowing, "MAX_COPIES", 2)
+    monkeypatch.setattr(shadowing, "SHUTDOWN_GRACE", 0.2)
+    _, legacy_url, candidate, candidate_url = services
+    candidate.mode, candidate.delay = "slow", 1.5
+    app = create_app(write_config(tmp_path, table(legacy_url, candidate_url, timeout="60s")))
+    with serve_in_thread(app) as gateway:
+        # WHEN 6 requests go through while the first copies are still waiting
+        run(gateway, count=6)
+        entry = settled(gateway, "orders", 4)
+
+    # THEN 4 copies were dropped, and the 2 in flight were cancelled at shutdown
+    assert entry["counts"]["dropped"] == 4
+    assert all(task.done() for task in app.state.shadowing.tasks)
+    assert app.state.shadowing.in_flight["orders"] == 0
+    assert app.state.shadowing.copies[("orders", "compared")] == 0
+
+
+def test_the_metrics_count_copies_by_outcome_and_mismatches(
+    start_gateway: GatewayFactory, services: tuple[OrderService, str, OrderService, str]
+) -> None:
+    # GIVEN a candidate that drops a field
+    _, legacy_url, candidate, candidate_url = services
+    candidate.mode = "drops"
+    gateway = start_gateway(table(legacy_url, candidate_url))
+
+    # WHEN a bounded run goes through
+    run(gateway, count=10)
+    settled(gateway, "orders", 10)
+
+    # THEN /_gateway/metrics has the copies, the mismatches and the score
+    text = httpx.get(f"{gateway}/_gateway/metrics").text
+    assert 'gateway_shadow_copies_total{route="orders",outcome="compared"} 10' in text
+    assert 'gateway_parity_mismatches_total{route="orders"} 10' in text
+    assert 'gateway_parity_score{route="orders"} 0' in text

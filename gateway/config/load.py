@@ -193,6 +193,12 @@ def _route(
     rollout = sections.rollout(spec, where, checker, split)
     auth_failures = config_admin.auth_failures(spec, where, checker) if auth is not None else None
     shadow = shadow_section(spec, where, targets, split, checker)
+    if rollout is not None and rollout.min_parity is not None and "shadow" not in spec:
+        checker.problem(
+            key_line(spec["rollout"], "min_parity"),
+            f"{where}.rollout.min_parity",
+            "needs a shadow: block on the route (parity is measured on its copies)",
+        )
     if len(checker.problems) > before or path is None or not isinstance(name, str):
         return None
     return Route(

@@ -229,6 +229,10 @@ class RolloutSpec:
     max_p99: float | None = None
     max_p99_ratio: float | None = None
     state: RolloutState = RolloutState()
+    min_parity: float | None = None
+    """A share: a step advances only with shadow parity over the step at or above it."""
+    min_compared: int = 50
+    """Pairs compared over the step before parity is judged."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,7 +84,14 @@ def admin_router(
             seconds = None if window is None else parse_duration(window)
         except ValueError as exc:
             return JSONResponse({"error": "bad_window", "message": str(exc)}, status_code=400)
-        return parity_report(shadows.recorder, specs, time.time(), route, seconds)
+        now = time.time()
+        load = getattr(shadows.recorder.store, "load", None)  # fleet-wide: read Redis first
+        try:
+            for name in ([route] if route else sorted(specs)) if load is not None else []:
+                await load(name, seconds or specs[name].window, now)
+        except GatewayError as exc:
+            return JSONResponse({"error": exc.code, "message": str(exc)}, status_code=503)
+        return parity_report(shadows.recorder, specs, now, route, seconds)
 
     @router.post("/parity/reset")
     async def parity_reset(route: str) -> Any:

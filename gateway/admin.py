@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
@@ -21,6 +21,13 @@ from gateway.reload import Reloader
 from gateway.runtime import Runtime
 from gateway.shadowing import Shadowing
 from gateway.telemetry.metrics import Metrics
+
+
+@runtime_checkable
+class Loading(Protocol):
+    """A parity store read from elsewhere before a report (`fleet.parity.RedisParityStore`)."""
+
+    async def load(self, route: str, window: float, now: float) -> object: ...
 
 
 def describe_target(target: Target) -> dict[str, Any]:
@@ -85,10 +92,11 @@ def admin_router(
         except ValueError as exc:
             return JSONResponse({"error": "bad_window", "message": str(exc)}, status_code=400)
         now = time.time()
-        load = getattr(shadows.recorder.store, "load", None)  # fleet-wide: read Redis first
+        store = shadows.recorder.store
         try:
-            for name in ([route] if route else sorted(specs)) if load is not None else []:
-                await load(name, seconds or specs[name].window, now)
+            if isinstance(store, Loading):  # fleet-wide (RedisParityStore): read Redis first
+                for name in [route] if route else sorted(specs):
+                    await store.load(name, seconds or specs[name].window, now)
         except GatewayError as exc:
             return JSONResponse({"error": exc.code, "message": str(exc)}, status_code=503)
         return parity_report(shadows.recorder, specs, now, route, seconds)

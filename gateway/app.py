@@ -84,12 +84,14 @@ def create_app(
     *,
     config: GatewayConfig | None = None,
     telemetry: Telemetry | None = None,
+    shadowing: Shadowing | None = None,
 ) -> GatewayApp:
     """Build the gateway; raises ConfigError (every problem listed) before serving anything.
 
     With a path (or GATEWAY_CONFIG: a file, s3://bucket/key or ssm:/name) the table is
     re-read every GATEWAY_CONFIG_TTL seconds and on SIGHUP; a given `config` stays fixed.
-    Telemetry comes from the OTEL_* and GATEWAY_* environment unless one is given.
+    Telemetry comes from the OTEL_* and GATEWAY_* environment unless one is given; shadow
+    parity is counted per process unless a `shadowing` (a fleet-wide store) is given.
     """
     source = None
     if config is None:
@@ -101,7 +103,7 @@ def create_app(
     reloader = None
     if source is not None:
         reloader = Reloader(source, holder, ttl_for(source), on_breaker_change=on_change)
-    shadowing = Shadowing()
+    shadowing = shadowing or Shadowing()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -102,7 +102,10 @@ async def handle(  # noqa: PLR0913 - the shadow copies' state is keyword-only, o
         if served.error is not None:
             raise served.error
         if route.shadow is not None and shadowing is not None and served.reply is not None:
-            tee = shadowing.start(route, served.target, request, served.reply)
+            if "aws.event" in scope:  # on Lambda nothing runs after the answer: not copied
+                shadowing.count(route.name, "skipped")
+            else:
+                tee = shadowing.start(route, served.target, request, served.reply)
     except GatewayError as error:
         located = error.located(route.name if route else None, _answering(served, target))
         sent = await send_error(send, located)

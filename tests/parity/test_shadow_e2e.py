@@ -14,6 +14,7 @@ from gateway import shadowing
 from gateway.app import create_app
 from tests.parity.loopback import OrderService, parity, settled
 from tests.support.gateways import GatewayFactory
+from tests.support.telemetry_kit import recorded
 from tests.support.servers import free_port, serve_in_thread, write_config
 
 REQUESTS = 40
@@ -258,3 +259,24 @@ def test_the_metrics_count_copies_by_outcome_and_mismatches(
     assert 'gateway_shadow_copies_total{route="orders",outcome="compared"} 10' in text
     assert 'gateway_parity_mismatches_total{route="orders"} 10' in text
     assert 'gateway_parity_score{route="orders"} 0' in text
+
+
+def test_the_copy_s_span_joins_the_client_s_trace(
+    start_gateway: GatewayFactory, services: tuple[OrderService, str, OrderService, str]
+) -> None:
+    # GIVEN a traced gateway with a shadowed route
+    _, legacy_url, candidate, candidate_url = services
+    spans = recorded()
+    gateway = start_gateway(table(legacy_url, candidate_url), spans.telemetry)
+
+    # WHEN one request goes through and its copy is compared
+    run(gateway, count=1)
+    settled(gateway, "orders", 1)
+
+    # THEN the candidate's client span has the request's server span as parent
+    server = spans.span("SERVER")
+    clients = [s for s in spans.spans() if s.kind.name == "CLIENT"]
+    assert len(clients) >= 2  # the legacy's, the candidate's (and maybe a noise call's)
+    assert all(s.parent is not None and s.parent.span_id == server.context.span_id for s in clients)
+    assert all(s.context.trace_id == server.context.trace_id for s in clients)
+    assert candidate.hits[0][1]["traceparent"].split("-")[1] == f"{server.context.trace_id:032x}"

@@ -14,8 +14,8 @@ from gateway import shadowing
 from gateway.app import create_app
 from tests.parity.loopback import OrderService, parity, settled
 from tests.support.gateways import GatewayFactory
-from tests.support.telemetry_kit import recorded
 from tests.support.servers import free_port, serve_in_thread, write_config
+from tests.support.telemetry_kit import recorded
 
 REQUESTS = 40
 

@@ -104,6 +104,9 @@ def admin_router(
     @router.post("/parity/reset")
     async def parity_reset(route: str) -> Any:
         """Forget a route's parity counts and examples (after a fix, say)."""
+        if not any(r.name == route and r.shadow for r in runtime().config.routes):
+            message = f"route {route!r} has no shadow block"
+            return JSONResponse({"error": "no_shadow", "message": message}, status_code=404)
         shadows.recorder.reset(route)
         return {"reset": route}
 

@@ -280,3 +280,26 @@ def test_the_copy_s_span_joins_the_client_s_trace(
     assert all(s.parent is not None and s.parent.span_id == server.context.span_id for s in clients)
     assert all(s.context.trace_id == server.context.trace_id for s in clients)
     assert candidate.hits[0][1]["traceparent"].split("-")[1] == f"{server.context.trace_id:032x}"
+
+
+def test_reset_starts_the_route_afresh_after_a_fix(
+    start_gateway: GatewayFactory, services: tuple[OrderService, str, OrderService, str]
+) -> None:
+    # GIVEN a candidate that dropped a field, then was fixed
+    _, legacy_url, candidate, candidate_url = services
+    candidate.mode = "drops"
+    gateway = start_gateway(table(legacy_url, candidate_url))
+    run(gateway, count=10)
+    before = settled(gateway, "orders", 10)
+    candidate.mode = "legacy"
+
+    # WHEN the route's parity is reset and traffic flows again
+    reset = httpx.post(f"{gateway}/_gateway/parity/reset", params={"route": "orders"})
+    refused = httpx.post(f"{gateway}/_gateway/parity/reset", params={"route": "plain"})
+    run(gateway, count=10)
+    after = settled(gateway, "orders", 10)
+
+    # THEN the score went from 0% back to 100%; a route without shadow is refused
+    assert (before["score"], after["score"]) == (0.0, 100.0)
+    assert (reset.status_code, refused.status_code) == (200, 404)
+    assert after["counts"]["compared"] == 10

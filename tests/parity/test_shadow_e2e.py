@@ -3,6 +3,7 @@ loopback; the parity report read from `/_gateway/parity`."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from gateway import shadowing
 from gateway.app import create_app
 from tests.parity.loopback import OrderService, parity, settled
+from tests.support.fault_kit import percentile
 from tests.support.gateways import GatewayFactory
 from tests.support.servers import free_port, serve_in_thread, write_config
 from tests.support.telemetry_kit import recorded
@@ -50,9 +52,20 @@ def services() -> Iterator[tuple[OrderService, str, OrderService, str]]:
         yield legacy, legacy_url, candidate, candidate_url
 
 
-def run(gateway: str, path: str = "/api/orders/7", count: int = REQUESTS) -> list[bytes]:
+def run(
+    gateway: str,
+    path: str = "/api/orders/7",
+    count: int = REQUESTS,
+    took: list[float] | None = None,
+) -> list[bytes]:
+    answers = []
     with httpx.Client(base_url=gateway, timeout=10) as client:
-        return [client.get(path).content for _ in range(count)]
+        for _ in range(count):
+            started = time.perf_counter()
+            answers.append(client.get(path).content)
+            if took is not None:
+                took.append(time.perf_counter() - started)
+    return answers
 
 
 def test_identical_services_converge_to_full_parity_with_their_stamps_as_noise(
@@ -117,9 +130,15 @@ def test_a_slow_then_dead_candidate_never_reaches_the_client(
     gateway = start_gateway(table(legacy_url, candidate_url, timeout="300ms"))
 
     # WHEN the same bounded run goes through the shadowed route and a route without shadow
-    shadowed = run(gateway, count=10)
+    shadowed_took: list[float] = []
+    plain_took: list[float] = []
+    run(gateway, "/plain/7", count=3)  # warm-up: the legacy's pooled connection
+    shadowed = run(gateway, count=10, took=shadowed_took)
     events.append("client done")
-    plain = run(gateway, "/plain/7", count=10)
+    plain = run(gateway, "/plain/7", count=10, took=plain_took)
+    for name, took in (("shadowed", shadowed_took), ("plain", plain_took)):
+        p50, p99 = percentile(took, 0.5) * 1e3, percentile(took, 0.99) * 1e3
+        print(f"client latency, {name} route: p50 {p50:.1f} ms, p99 {p99:.1f} ms")  # recorded
 
     # THEN every answer is byte-identical to the no-shadow run's, given before any copy's
     assert shadowed == plain

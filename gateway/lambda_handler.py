@@ -28,12 +28,14 @@ from gateway.asgi import Message, Scope
 from gateway.errors import GatewayError, InternalError, render
 from gateway.headers import RawHeaders
 from gateway.reload import close_all
+from gateway.shadow_lambda import compare_entry, hand_off, is_comparison
 
 logger = logging.getLogger("gateway.lambda")
 
 app = create_app()
 _mangum = Mangum(app, lifespan="off")
 _loop = asyncio.get_event_loop()
+app.state.shadowing.hand_off = hand_off
 settle_gc(collect=False)
 
 
@@ -50,6 +52,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if retired:
             _loop.run_until_complete(close_all(retired))
     try:
+        if is_comparison(event):  # the shadow comparison this function sent itself
+            return compare_entry(event, app.state.runtime.current, app.state.shadowing)
         adapter = adapter_for(event, context)
         if adapter is None:
             return _rest_api(event, context)

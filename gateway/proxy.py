@@ -102,10 +102,7 @@ async def handle(  # noqa: PLR0913 - the shadow copies' state is keyword-only, o
         if served.error is not None:
             raise served.error
         if route.shadow is not None and shadowing is not None and served.reply is not None:
-            if "aws.event" in scope:  # on Lambda nothing runs after the answer: not copied
-                shadowing.count(route.name, "skipped")
-            else:
-                tee = shadowing.start(route, served.target, request, served.reply)
+            tee = shadowing.start(route, served.target, request, served.reply)
     except GatewayError as error:
         located = error.located(route.name if route else None, _answering(served, target))
         sent = await send_error(send, located)
@@ -123,7 +120,7 @@ async def handle(  # noqa: PLR0913 - the shadow copies' state is keyword-only, o
     else:
         end = await respond(send, served, route, reader)
         if tee is not None and shadowing is not None:
-            shadowing.finish(runtime, tee, end.status)
+            shadowing.finish(runtime, tee, end.status, on_lambda="aws.event" in scope)
     finally:
         exchange.finish(end or Ending(0), reader.received)
 

@@ -19,7 +19,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from gateway.config.model import Route
@@ -89,6 +89,8 @@ class Shadowing:
     mismatches: Counter[str] = field(default_factory=Counter)
     in_flight: Counter[str] = field(default_factory=Counter)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    hand_off: Callable[[Shadowing, Tee, int], None] | None = None
+    """On Lambda (set by the Lambda entry): how a copy leaves once the answer is collected."""
 
     def start(
         self, route: Route, served_target: str, request: UpstreamRequest, reply: UpstreamResponse
@@ -112,9 +114,16 @@ class Shadowing:
             reply.body = tee.body(reply.body)
         return tee
 
-    def finish(self, runtime: Runtime, tee: Tee, status: int) -> None:
-        """The client has its answer: launch the copy (or count why not)."""
+    def finish(self, runtime: Runtime, tee: Tee, status: int, *, on_lambda: bool = False) -> None:
+        """The client has its answer: launch the copy (or count why not). On Lambda nothing
+        runs after the answer: the copy is handed off (`shadow_lambda`), or skipped."""
         name = tee.route.name
+        if on_lambda:
+            if self.hand_off is None:
+                self.count(name, "skipped")
+            else:
+                self.hand_off(self, tee, status)
+            return
         if tee.over or not tee.done or status != tee.status:
             self.count(name, "skipped")
             return
@@ -136,7 +145,7 @@ class Shadowing:
             primary = Answer(tee.status, tee.headers, b"".join(tee.chunks))
             request = tee.request.with_headers([*tee.request.headers, SHADOW_HEADER])
             try:
-                candidate: Answer | None = await _ask(
+                candidate: Answer | None = await ask(
                     runtime.upstreams[spec.target], request, spec.max_body, spec.timeout
                 )
             except TooLarge:
@@ -172,7 +181,7 @@ class Shadowing:
         if slot is not None:
             await slot.__aenter__()
         try:
-            again = await _ask(upstream, request, tee.spec.max_body, tee.spec.timeout)
+            again = await ask(upstream, request, tee.spec.max_body, tee.spec.timeout)
         except TooLarge:
             return
         finally:
@@ -198,7 +207,7 @@ class Shadowing:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def _ask(
+async def ask(
     upstream: Upstream, request: UpstreamRequest, max_body: int, timeout: float
 ) -> Answer | None:
     """The upstream's whole answer; None when it failed or took past `timeout`."""

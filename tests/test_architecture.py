@@ -54,6 +54,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "gateway.app",
         "gateway.admin",
         "gateway.lambda_handler",
+        "gateway.shadow_lambda",
         "gateway.serve",
         "gateway.cli",
         "gateway.local",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
@@ -16,10 +17,20 @@ from gateway.errors import GatewayError, send_error
 from gateway.explaining import parse_header, report
 from gateway.fleet.concurrency import FleetConcurrencyLimit
 from gateway.fleet.store import StateUnavailable
+from gateway.parity.report import parity_report
+from gateway.parity.units import parse_duration
 from gateway.reload import Reloader
 from gateway.runtime import Runtime
+from gateway.shadowing import Shadowing
 from gateway.telemetry.metrics import Metrics
 from gateway.telemetry.state_metrics import render_state
+
+
+@runtime_checkable
+class Loading(Protocol):
+    """A parity store read from elsewhere before a report (`fleet.parity.RedisParityStore`)."""
+
+    async def load(self, route: str, window: float, now: float) -> object: ...
 
 
 def describe_target(target: Target) -> dict[str, Any]:
@@ -81,9 +92,13 @@ async def target_limits(runtime: Runtime) -> dict[str, dict[str, Any]]:
 
 
 def admin_router(
-    runtime: Callable[[], Runtime], metrics: Metrics, reloader: Reloader | None = None
+    runtime: Callable[[], Runtime],
+    metrics: Metrics,
+    reloader: Reloader | None = None,
+    shadowing: Shadowing | None = None,
 ) -> APIRouter:
     router = APIRouter(prefix="/_gateway")
+    shadows = shadowing or Shadowing()
 
     @router.get("/metrics")
     async def prometheus() -> Response:
@@ -91,7 +106,37 @@ def admin_router(
         store = runtime().store
         if store is not None:
             body += render_state(store.snapshot()).encode()
-        return Response(body, media_type=content_type)
+        return Response(body + shadows.metrics_text(runtime()), media_type=content_type)
+
+    @router.get("/parity")
+    async def parity(route: str | None = None, window: str | None = None) -> Any:
+        """Per route with a `shadow:`: the parity score, the counts, the differing paths."""
+        specs = {r.name: r.shadow.compare for r in runtime().config.routes if r.shadow}
+        if route is not None and route not in specs:
+            message = f"route {route!r} has no shadow block (with one: {', '.join(sorted(specs))})"
+            return JSONResponse({"error": "no_shadow", "message": message}, status_code=404)
+        try:
+            seconds = None if window is None else parse_duration(window)
+        except ValueError as exc:
+            return JSONResponse({"error": "bad_window", "message": str(exc)}, status_code=400)
+        now = time.time()
+        store = shadows.recorder.store
+        try:
+            if isinstance(store, Loading):  # fleet-wide (RedisParityStore): read Redis first
+                for name in [route] if route else sorted(specs):
+                    await store.load(name, seconds or specs[name].window, now)
+        except GatewayError as exc:
+            return JSONResponse({"error": exc.code, "message": str(exc)}, status_code=503)
+        return parity_report(shadows.recorder, specs, now, route, seconds)
+
+    @router.post("/parity/reset")
+    async def parity_reset(route: str) -> Any:
+        """Forget a route's parity counts and examples (after a fix, say)."""
+        if not any(r.name == route and r.shadow for r in runtime().config.routes):
+            message = f"route {route!r} has no shadow block"
+            return JSONResponse({"error": "no_shadow", "message": message}, status_code=404)
+        shadows.recorder.reset(route)
+        return {"reset": route}
 
     @router.get("/health")
     async def health() -> dict[str, str]:

@@ -23,10 +23,13 @@ from gateway.admin import AdminGate, admin_router
 from gateway.asgi import Receive, Scope, Send
 from gateway.config.model import ConfigError, GatewayConfig
 from gateway.config.store import load_from, source_for, ttl_for
+from gateway.fleet.parity import RedisParityStore
+from gateway.parity.recorder import Recorder
 from gateway.protection.breaker import OnChange
 from gateway.proxy import Proxy
 from gateway.reload import Reloader, RuntimeHolder
 from gateway.runtime import build_runtime
+from gateway.shadowing import Shadowing
 from gateway.telemetry.exchange import Telemetry
 
 DEFAULT_CONFIG = "routes.yaml"
@@ -83,12 +86,14 @@ def create_app(
     *,
     config: GatewayConfig | None = None,
     telemetry: Telemetry | None = None,
+    shadowing: Shadowing | None = None,
 ) -> GatewayApp:
     """Build the gateway; raises ConfigError (every problem listed) before serving anything.
 
     With a path (or GATEWAY_CONFIG: a file, s3://bucket/key or ssm:/name) the table is
     re-read every GATEWAY_CONFIG_TTL seconds and on SIGHUP; a given `config` stays fixed.
-    Telemetry comes from the OTEL_* and GATEWAY_* environment unless one is given.
+    Telemetry comes from the OTEL_* and GATEWAY_* environment unless one is given; shadow
+    parity is counted per process, or fleet-wide on Redis when the table has `state:`.
     """
     source = None
     if config is None:
@@ -100,6 +105,10 @@ def create_app(
     reloader = None
     if source is not None:
         reloader = Reloader(source, holder, ttl_for(source), on_breaker_change=on_change)
+    if shadowing is None and holder.current.store is not None:
+        # With `state:` the parity counters are the fleet's, as the protections are.
+        shadowing = Shadowing(recorder=Recorder(RedisParityStore(holder.current.store)))
+    shadowing = shadowing or Shadowing()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -113,6 +122,7 @@ def create_app(
             await asyncio.gather(watcher, return_exceptions=True)
         if reloader is not None:
             await reloader.aclose()
+        await shadowing.aclose()
         await holder.current.aclose()
         telemetry.tracing.shutdown()
 
@@ -126,10 +136,11 @@ def create_app(
     app.state.runtime = holder
     app.state.reloader = reloader
     app.state.telemetry = telemetry
-    app.admin_routes = lambda: admin_router(holder.get, telemetry.metrics, reloader)
+    app.state.shadowing = shadowing
+    app.admin_routes = lambda: admin_router(holder.get, telemetry.metrics, reloader, shadowing)
     app.add_exception_handler(HTTPException, _admin_error)
     # Every /_gateway path (health aside) passes the admin guard before FastAPI sees it.
-    app.proxy = Proxy(AdminGate(app.admin_app, holder.get), holder.get, telemetry)
+    app.proxy = Proxy(AdminGate(app.admin_app, holder.get), holder.get, telemetry, shadowing)
     return app
 
 

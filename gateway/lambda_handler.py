@@ -28,6 +28,7 @@ from gateway.asgi import Message, Scope
 from gateway.errors import GatewayError, InternalError, render
 from gateway.headers import RawHeaders
 from gateway.reload import close_all
+from gateway.shadow_lambda import compare_entry, hand_off, is_comparison
 
 logger = logging.getLogger("gateway.lambda")
 
@@ -37,6 +38,7 @@ _loop = asyncio.get_event_loop()
 if app.state.runtime.current.store is not None:
     # One pooled connection (a TLS handshake) at cold start, on the loop warm calls reuse.
     _loop.run_until_complete(app.state.runtime.current.store.warm_up())
+app.state.shadowing.hand_off = hand_off
 settle_gc(collect=False)
 
 
@@ -53,6 +55,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if retired:
             _loop.run_until_complete(close_all(retired))
     try:
+        if is_comparison(event):  # the shadow comparison this function sent itself
+            return compare_entry(event, app.state.runtime.current, app.state.shadowing)
         adapter = adapter_for(event, context)
         if adapter is None:
             return _rest_api(event, context)

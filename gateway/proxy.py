@@ -27,6 +27,7 @@ from gateway.forwarding import Served, forward
 from gateway.headers import HeaderView, request_headers
 from gateway.routing import RouteMatch
 from gateway.runtime import Runtime
+from gateway.shadowing import Shadowing, Tee
 from gateway.splitting import pick
 from gateway.telemetry.exchange import Ending, Telemetry
 from gateway.upstreams.base import Body, UpstreamRequest, UpstreamResponse
@@ -47,21 +48,32 @@ class Proxy:
     """ASGI entry: proxies every HTTP request outside /_gateway, hands the rest to `admin`."""
 
     def __init__(
-        self, admin: ASGIApp, runtime: Callable[[], Runtime], telemetry: Telemetry
+        self,
+        admin: ASGIApp,
+        runtime: Callable[[], Runtime],
+        telemetry: Telemetry,
+        shadowing: Shadowing | None = None,
     ) -> None:
         self.admin = admin
         self.runtime = runtime
         self.telemetry = telemetry
+        self.shadowing = shadowing or Shadowing()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_admin_path(scope["path"]):
             await self.admin(scope, receive, send)
             return
-        await handle(scope, receive, send, self.runtime(), self.telemetry)
+        await handle(scope, receive, send, self.runtime(), self.telemetry, shadowing=self.shadowing)
 
 
-async def handle(
-    scope: Scope, receive: Receive, send: Send, runtime: Runtime, telemetry: Telemetry
+async def handle(  # noqa: PLR0913 - the shadow copies' state is keyword-only, optional
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    runtime: Runtime,
+    telemetry: Telemetry,
+    *,
+    shadowing: Shadowing | None = None,
 ) -> None:
     headers = HeaderView(scope["headers"])
     exchange = telemetry.begin(scope, headers)
@@ -70,6 +82,7 @@ async def handle(
     target: str | None = None
     served: Served | None = None
     end: Ending | None = None
+    tee: Tee | None = None
     try:
         decision = decide(runtime.table, scope["method"], request_target(scope), scope["headers"])
         matched, raw_path = decision.match, decision.raw_path
@@ -88,6 +101,8 @@ async def handle(
         served = await forward(runtime.pair, route, target, request)
         if served.error is not None:
             raise served.error
+        if route.shadow is not None and shadowing is not None and served.reply is not None:
+            tee = shadowing.start(route, served.target, request, served.reply)
     except GatewayError as error:
         located = error.located(route.name if route else None, _answering(served, target))
         sent = await send_error(send, located)
@@ -104,6 +119,8 @@ async def handle(
         end = Ending(internal.status_code, sent, route, internal, served)
     else:
         end = await respond(send, served, route, reader)
+        if tee is not None and shadowing is not None:
+            shadowing.finish(runtime, tee, end.status, on_lambda="aws.event" in scope)
     finally:
         exchange.finish(end or Ending(0), reader.received)
 

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from gateway import serve
 from gateway.cli import local_lambda
 from gateway.cli.credentials import ENV_KEY, admin_headers
+from gateway.cli.parity import add_parity_verb
 from gateway.config.load import load_config
 from gateway.config.model import ConfigError, GatewayConfig
 from gateway.explaining import EXPLAIN_PATH, parse_header, render, report
@@ -126,6 +127,7 @@ def parser() -> argparse.ArgumentParser:
     explain.set_defaults(run=cmd_explain)
     add_edit_verbs(verbs)
     add_rollout_verbs(verbs)
+    add_parity_verb(verbs)
     hash_key = verbs.add_parser("hash-key", help="the hash of an API key (read from stdin)")
     hash_key.set_defaults(run=cmd_hash_key)
     local = verbs.add_parser("local-lambda", help="serve Lambda handlers on a local Invoke API")

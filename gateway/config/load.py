@@ -27,6 +27,7 @@ from gateway.config.model import (
     Route,
     Target,
 )
+from gateway.config.shadow import shadow_section
 from gateway.config.state_block import read_state
 from gateway.config.targets import NAME_RE, read_targets
 
@@ -34,7 +35,7 @@ TOP_KEYS = ("targets", "routes", "trusted_proxies", "admin", "state")
 ROUTE_KEYS = (
     "name", "path", "methods", "headers", "split", "target", "sticky", "rewrite",
     "fallback", "fallback_on", "rate", "burst", "rate_key", "auth", "limits",
-    "baseline", "rollout",
+    "baseline", "rollout", "shadow",
 )  # fmt: skip
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -193,11 +194,18 @@ def _route(
     limits = sections.limits(spec, where, checker)
     rollout = sections.rollout(spec, where, checker, split)
     auth_failures = config_admin.auth_failures(spec, where, checker) if auth is not None else None
+    shadow = shadow_section(spec, where, targets, split, checker)
+    if rollout is not None and rollout.min_parity is not None and "shadow" not in spec:
+        checker.problem(
+            key_line(spec["rollout"], "min_parity"),
+            f"{where}.rollout.min_parity",
+            "needs a shadow: block on the route (parity is measured on its copies)",
+        )
     if len(checker.problems) > before or path is None or not isinstance(name, str):
         return None
     return Route(
         name, path, split, methods, headers, sticky, rewrite, line,
-        fallback, fallback_on, rate, auth, limits, baseline, rollout, auth_failures,
+        fallback, fallback_on, rate, auth, limits, baseline, rollout, auth_failures, shadow,
     )  # fmt: skip
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from gateway.parity.spec import ShadowSpec
+
 BreakerCount = Literal["gateway_errors", "5xx"]
 GATEWAY_ERRORS = frozenset({502, 503, 504})
 _MAX_EXPONENT = 64  # past this, base * 2**n overflows a float long before it matters
@@ -227,6 +229,10 @@ class RolloutSpec:
     max_p99: float | None = None
     max_p99_ratio: float | None = None
     state: RolloutState = RolloutState()
+    min_parity: float | None = None
+    """A share: a step advances only with shadow parity over the step at or above it."""
+    min_compared: int = 50
+    """Pairs compared over the step before parity is judged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +254,8 @@ class Route:
     rollout: RolloutSpec | None = None
     # Failed authentications a client may have (a token bucket); None: not counted.
     auth_failures: RateSpec | None = None
+    # The candidate that gets a copy of the route's requests, its answers compared (parity).
+    shadow: ShadowSpec | None = None
 
     @property
     def conditions(self) -> int:

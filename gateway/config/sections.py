@@ -52,6 +52,7 @@ BREAKER_KEYS = (
 LIMIT_KEYS = ("max_body", "max_url", "max_headers", "max_header_bytes")
 ROLLOUT_KEYS = (
     "target", "steps", "interval", "min_requests", "max_error_rate", "max_p99", "state",
+    "min_parity", "min_compared",
 )  # fmt: skip
 STATE_KEYS = ("step", "started_at", "status", "verdict", "snapshot")
 SNAPSHOT_KEYS = ("requests", "errors", "buckets")
@@ -421,6 +422,8 @@ def rollout(spec: CommentedMap, where: str, checker: Checker, split: Any) -> Rol
         max_p99=max_p99,
         max_p99_ratio=ratio,
         state=_state(read),
+        min_parity=read.fraction("min_parity", 0.0) if "min_parity" in node else None,
+        min_compared=read.integer("min_compared", 50),
     )
 
 

@@ -37,6 +37,7 @@ from gateway.rollouts.metrics import (
     metrics_source_for,
     percent,
 )
+from gateway.rollouts.parity_gate import gate, read_step_parity
 from gateway.rollouts.rollout_edit import (
     Plan,
     all_to,
@@ -171,6 +172,10 @@ def run_once(store: ConfigStore, source: MetricsSource, name: str, now: float) -
     p99 = spec.max_p99 is not None or spec.max_p99_ratio is not None
     windows, snapshot = source.step(name, targets, state, now, p99=p99)
     decision = judge(spec, baseline, windows[spec.target], windows[baseline], now)
+    if spec.min_parity is not None:
+        entry = read_step_parity(source, name, now - state.started_at)
+        decided = (decision.action, decision.verdict)
+        decision = Decision(*gate(spec, decided, entry, _where(spec, state.step), baseline))
     following = RolloutState(state.step + 1, now, "running", decision.verdict, snapshot)
     return _carry_out(decision, spec, baseline, following, edit)
 

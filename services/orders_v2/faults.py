@@ -1,10 +1,13 @@
-"""Fault injection for canary tests: a share of failures and added latency.
+"""Fault injection for canary tests: a share of failures, added latency, a dropped field.
 
 Precedence per field: runtime override (`PUT /_fault`) > environment
 (`ORDERS_V2_FAIL_RATE`, `ORDERS_V2_DELAY_MS`, read on every request) > 0.
+`PUT /_fault {"drop_field": "status"}` removes that key wherever it appears in a JSON answer
+(a subtly wrong candidate, for shadow parity); only set at run time.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -30,6 +33,7 @@ logger = logging.getLogger(__name__)
 class FaultSettings:
     fail_rate: float = 0.0
     delay_ms: float = 0.0
+    drop_field: str | None = None
 
 
 class FaultUpdate(BaseModel):
@@ -37,6 +41,7 @@ class FaultUpdate(BaseModel):
 
     fail_rate: float | None = Field(default=None, ge=0, le=1)
     delay_ms: float | None = Field(default=None, ge=0, le=MAX_DELAY_MS)
+    drop_field: str | None = Field(default=None, min_length=1, max_length=100)
 
 
 class FaultInjector:
@@ -60,6 +65,7 @@ class FaultInjector:
         return FaultSettings(
             fail_rate=fail_rate if fail_rate is not None else self._env(FAIL_RATE_ENV, 1.0),
             delay_ms=delay_ms if delay_ms is not None else self._env(DELAY_MS_ENV, MAX_DELAY_MS),
+            drop_field=override.drop_field,
         )
 
     def override(self, update: FaultUpdate) -> FaultSettings:
@@ -103,7 +109,10 @@ def fault_router(injector: FaultInjector) -> APIRouter:
 
 
 def _as_json(settings: FaultSettings) -> dict[str, Any]:
-    return {"fail_rate": settings.fail_rate, "delay_ms": settings.delay_ms}
+    shown: dict[str, Any] = {"fail_rate": settings.fail_rate, "delay_ms": settings.delay_ms}
+    if settings.drop_field:
+        shown["drop_field"] = settings.drop_field
+    return shown
 
 
 class FaultInjection:
@@ -122,6 +131,8 @@ class FaultInjection:
         if settings.delay_ms:
             await asyncio.sleep(settings.delay_ms / 1000)
         if not self.injector.should_fail(settings):
+            if settings.drop_field:
+                send = _dropping(send, settings.drop_field)
             await self.app(scope, receive, send)
             return
         body = json.dumps({"error": "injected"}).encode()
@@ -136,3 +147,34 @@ class FaultInjection:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _dropping(send: Send, name: str) -> Send:
+    """`send`, with the key `name` removed from a JSON answer wherever it appears."""
+    start: dict[str, Any] = {}
+    chunks: list[bytes] = []
+
+    async def dropping(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        body = b"".join(chunks)
+        with contextlib.suppress(ValueError):
+            body = json.dumps(_without(json.loads(body), name)).encode()
+        headers = [(k, v) for k, v in start.get("headers", ()) if k != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return dropping
+
+
+def _without(value: Any, name: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _without(v, name) for k, v in value.items() if k != name}
+    if isinstance(value, list):
+        return [_without(v, name) for v in value]
+    return value

@@ -136,6 +136,19 @@ def test_clearing_the_runtime_fault_recovers(orders_v2: httpx.Client) -> None:
     assert orders_v2.get("/api/orders").status_code == 200
 
 
+def test_a_dropped_field_leaves_every_json_answer_until_cleared(orders_v2: httpx.Client) -> None:
+    # GIVEN the field `status` set to be dropped at runtime
+    assert orders_v2.put("/_fault", json={"drop_field": "status"}).json()["drop_field"] == "status"
+    # WHEN an order and the list are read, then again once the fault is cleared
+    one, listed = orders_v2.get("/api/orders/1").json(), orders_v2.get("/api/orders").json()
+    orders_v2.delete("/_fault")
+    again = orders_v2.get("/api/orders/1").json()
+    # THEN the field is gone from every order, and back after the clear
+    assert "status" not in one and "id" in one
+    assert all("status" not in order for order in listed["orders"])
+    assert "status" in again
+
+
 def test_runtime_delay_slows_the_api(orders_v2: httpx.Client) -> None:
     # GIVEN 300 ms of latency added at runtime
     orders_v2.put("/_fault", json={"delay_ms": 300})

@@ -563,3 +563,27 @@ def test_one_parameter_turns_on_a_tls_valkey_cache_only_the_gateway_reaches() ->
         "Fn::Sub": "rediss://${StateCache.Endpoint.Address}:${StateCache.Endpoint.Port}/0"
     }
     assert otherwise == {"Ref": "AWS::NoValue"}
+
+
+def test_shadow_self_invoke_is_off_by_default() -> None:
+    # GIVEN the default parameters (no ShadowSecret)
+    stack = Stack()
+    # WHEN the function's environment and the role's policy are evaluated
+    variables = stack.value(RESOURCES["GatewayFunction"]["Properties"]["Environment"])
+    # THEN the function neither holds a shadow secret nor may invoke itself
+    assert "GATEWAY_SHADOW_SECRET" not in variables["Variables"]
+    assert "InvokeSelfForShadowComparisons" not in statements(stack)
+
+
+def test_a_shadow_secret_lets_the_gateway_invoke_only_its_own_function() -> None:
+    # GIVEN ShadowSecret set (shadow comparisons on Lambda run in an invocation of their own)
+    stack = Stack(ShadowSecret="s3cr3t")
+    # WHEN the function's environment and the role's policy are evaluated
+    variables = stack.value(RESOURCES["GatewayFunction"]["Properties"]["Environment"])
+    policy = statements(stack)
+    # THEN the function gets the secret, and may invoke only its own function's name prefix
+    assert variables["Variables"]["GATEWAY_SHADOW_SECRET"] == "s3cr3t"
+    own = policy["InvokeSelfForShadowComparisons"]
+    assert own["Action"] == "lambda:InvokeFunction"
+    [resource] = own["Resource"]
+    assert resource.endswith(":function:gateway-GatewayFunction-*"), resource

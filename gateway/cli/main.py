@@ -19,6 +19,8 @@ from gateway.cli.credentials import ENV_KEY, admin_headers
 from gateway.config.load import load_config
 from gateway.config.model import ConfigError, GatewayConfig
 from gateway.explaining import EXPLAIN_PATH, parse_header, render, report
+from gateway.migration.migrate import add_migrate_verb
+from gateway.migration.record import add_by, recorded
 from gateway.rollouts.controller import add_rollout_verbs
 from gateway.rollouts.edit import add_edit_verbs
 from gateway.routing import RouteTable
@@ -125,6 +127,11 @@ def parser() -> argparse.ArgumentParser:
     )
     explain.set_defaults(run=cmd_explain)
     add_edit_verbs(verbs)
+    for kind in ("shift", "promote", "rollback"):  # each move they make goes to the ledger
+        verb = verbs.choices[kind]
+        add_by(verb)
+        verb.set_defaults(run=recorded(verb.get_default("run"), kind))
+    add_migrate_verb(verbs)
     add_rollout_verbs(verbs)
     hash_key = verbs.add_parser("hash-key", help="the hash of an API key (read from stdin)")
     hash_key.set_defaults(run=cmd_hash_key)

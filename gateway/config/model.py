@@ -229,6 +229,21 @@ class RolloutSpec:
     state: RolloutState = RolloutState()
 
 
+Stage = Literal["legacy", "shadow", "canary", "new", "retired"]
+STAGES: tuple[Stage, ...] = ("legacy", "shadow", "canary", "new", "retired")
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationSpec:
+    """Where a route stands in the migration, and the evidence its next move needs."""
+
+    stage: Stage | None = None  # None: derived from the route (gateway/config/stages.py)
+    shadow_target: str | None = None  # the candidate a `shadow:` block copies to
+    min_parity: float = 0.995
+    min_compared: int = 50
+    retire_after: float = 7 * 86400.0
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     name: str
@@ -248,6 +263,7 @@ class Route:
     rollout: RolloutSpec | None = None
     # Failed authentications a client may have (a token bucket); None: not counted.
     auth_failures: RateSpec | None = None
+    migration: MigrationSpec = MigrationSpec()
 
     @property
     def conditions(self) -> int:
@@ -268,6 +284,7 @@ class GatewayConfig:
     raw: str = field(default="", repr=False, compare=False)
     trusted_proxies: tuple[str, ...] = ()
     admin: AdminSpec | None = None
+    legacy: str | None = None  # the top-level `legacy:`: the monolith's target name
 
 
 @dataclass(frozen=True, slots=True)

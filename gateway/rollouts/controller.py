@@ -30,6 +30,8 @@ from gateway.cli.status import add_status_verb
 from gateway.config.model import GatewayConfig, RolloutSpec, RolloutState, Route
 from gateway.config.units import format_duration, parse_duration
 from gateway.errors import CommandError
+from gateway.migration.entries import Move
+from gateway.migration.record import record_move
 from gateway.rollouts.metrics import (
     MetricsSource,
     Window,
@@ -207,6 +209,17 @@ class _Edit:
         )
         text = edit_route(self.read.text, self.store.description, self.route, plan, state)
         self.store.write(text, self.read)
+        kind = "rollout-rollback" if state.status == "rolled_back" else "rollout-step"
+        before = checked(self.read.text, self.store.description)
+        after = checked(text, self.store.description)
+        try:
+            record_move(
+                self.store.description, before, after, Move(self.route, kind, None, state.verdict)
+            )
+        except CommandError as exc:  # the table moved: say so, and that the ledger missed it
+            print(
+                f"gateway rollout: the move is made but not in the ledger: {exc}", file=sys.stderr
+            )
 
 
 def _rollout_of(config: GatewayConfig, name: str) -> tuple[Route, RolloutSpec]:

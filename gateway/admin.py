@@ -14,7 +14,9 @@ from gateway.config.model import HttpTarget, LambdaTarget, Target
 from gateway.config.units import format_duration
 from gateway.errors import GatewayError, send_error
 from gateway.explaining import parse_header, report
+from gateway.migration.progress import metric_lines
 from gateway.reload import Reloader
+from gateway.rollouts.metrics import parse_prometheus
 from gateway.runtime import Runtime
 from gateway.telemetry.metrics import Metrics
 
@@ -63,6 +65,9 @@ def admin_router(
     @router.get("/metrics")
     async def prometheus() -> Response:
         body, content_type = metrics.render()
+        # the migration's gauges come from the table in use and the counters just rendered
+        counters = parse_prometheus(body.decode("utf-8"))
+        body += metric_lines(runtime().config, counters).encode("utf-8")
         return Response(body, media_type=content_type)
 
     @router.get("/health")

@@ -20,6 +20,7 @@ from gateway.config.load import load_config
 from gateway.config.model import ConfigError, GatewayConfig
 from gateway.explaining import EXPLAIN_PATH, parse_header, render, report
 from gateway.migration.migrate import add_migrate_verb
+from gateway.migration.progress import add_progress_verb
 from gateway.migration.record import add_by, recorded
 from gateway.rollouts.controller import add_rollout_verbs
 from gateway.rollouts.edit import add_edit_verbs
@@ -132,6 +133,7 @@ def parser() -> argparse.ArgumentParser:
         add_by(verb)
         verb.set_defaults(run=recorded(verb.get_default("run"), kind))
     add_migrate_verb(verbs)
+    add_progress_verb(verbs)
     add_rollout_verbs(verbs)
     hash_key = verbs.add_parser("hash-key", help="the hash of an API key (read from stdin)")
     hash_key.set_defaults(run=cmd_hash_key)

@@ -34,6 +34,7 @@ def record_move(
         return None
     line = entry(move, stage_in(before, old), stage_in(after, new), after.version)
     line["split"] = dict(new.split)
+    line["legacy"] = legacy_of(new, after.legacy, after.targets)
     ledger_for(spec).append(line)
     return line
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from gateway.admission.admin_guard import HEALTH_PATH
 from gateway.asgi import ASGIApp, Receive, Scope, Send
 from gateway.config.model import HttpTarget, LambdaTarget, Target
-from gateway.config.units import format_duration
+from gateway.config.units import format_duration, parse_duration
 from gateway.errors import GatewayError, send_error
 from gateway.explaining import parse_header, report
 from gateway.migration.progress import metric_lines
@@ -19,6 +19,8 @@ from gateway.reload import Reloader
 from gateway.rollouts.metrics import parse_prometheus
 from gateway.runtime import Runtime
 from gateway.telemetry.metrics import Metrics
+
+RECENT_LIMIT = 3600.0
 
 
 def describe_target(target: Target) -> dict[str, Any]:
@@ -69,6 +71,18 @@ def admin_router(
         counters = parse_prometheus(body.decode("utf-8"))
         body += metric_lines(runtime().config, counters).encode("utf-8")
         return Response(body, media_type=content_type)
+
+    @router.get("/recent")
+    async def recent(window: str = "5m") -> Any:
+        """Requests, 5xx, p50 and p99 per route and target over the last `window` (<= 1h)."""
+        try:
+            seconds = parse_duration(window)
+        except ValueError as exc:
+            return JSONResponse({"error": "bad_window", "message": str(exc)}, status_code=400)
+        if not 0 < seconds <= RECENT_LIMIT:
+            message = "a window from 1s to 1h"
+            return JSONResponse({"error": "bad_window", "message": message}, status_code=400)
+        return {"window": format_duration(seconds), "rows": metrics.recent.summary(seconds)}
 
     @router.get("/health")
     async def health() -> dict[str, str]:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway.admission.admin_guard import HEALTH_PATH
 from gateway.asgi import ASGIApp, Receive, Scope, Send
@@ -14,6 +14,8 @@ from gateway.config.model import HttpTarget, LambdaTarget, Target
 from gateway.config.units import format_duration, parse_duration
 from gateway.errors import GatewayError, send_error
 from gateway.explaining import parse_header, report
+from gateway.migration.dashboard import RATE_WINDOW, LedgerCache, dashboard
+from gateway.migration.page import PAGE
 from gateway.migration.progress import metric_lines
 from gateway.reload import Reloader
 from gateway.rollouts.metrics import parse_prometheus
@@ -83,6 +85,19 @@ def admin_router(
             message = "a window from 1s to 1h"
             return JSONResponse({"error": "bad_window", "message": message}, status_code=400)
         return {"window": format_duration(seconds), "rows": metrics.recent.summary(seconds)}
+
+    ledger = LedgerCache()
+
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(PAGE, headers={"cache-control": "no-store"})
+
+    @router.get("/dashboard.json")
+    async def dashboard_json() -> dict[str, Any]:
+        """The page's numbers: routes, stages, weights, the last minute, rollouts, ledger."""
+        config = runtime().config
+        recent = metrics.recent.summary(RATE_WINDOW)
+        return dashboard(config, recent, ledger.entries(config.source))
 
     @router.get("/health")
     async def health() -> dict[str, str]:

@@ -212,7 +212,7 @@ class RolloutState:
 
     step: int = 0
     started_at: float = 0.0
-    status: str = "running"  # running | done | rolled_back
+    status: str = "running"  # running | paused | done | rolled_back | aborted
     verdict: str = ""
     snapshot: tuple[CounterSnapshot, ...] = ()
 

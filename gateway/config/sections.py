@@ -441,8 +441,8 @@ def _state(parent: Reader) -> RolloutState:
         return RolloutState()
     node = read.node
     status = str(node.get("status", "running"))
-    if status not in ("running", "done", "rolled_back"):
-        read.fail("status", f"{status!r}: running, done or rolled_back")
+    if status not in ("running", "paused", "done", "rolled_back", "aborted"):
+        read.fail("status", f"{status!r}: running, paused, done, rolled_back or aborted")
     started = node.get("started_at", 0.0)
     return RolloutState(
         step=read.integer("step", 0, low=0),

@@ -32,6 +32,7 @@ from gateway.config.units import format_duration, parse_duration
 from gateway.errors import CommandError
 from gateway.migration.entries import Move
 from gateway.migration.record import record_move
+from gateway.rollouts.control import ACTIONS, run_control
 from gateway.rollouts.metrics import (
     MetricsSource,
     Window,
@@ -49,7 +50,9 @@ from gateway.rollouts.rollout_edit import (
 from gateway.rollouts.store import ConfigStore, Stored, store_for
 
 EXIT_OK, EXIT_ERROR, EXIT_ROLLED_BACK = 0, 1, 3
-Kind = Literal["started", "waiting", "advanced", "promoted", "rolled_back", "done"]
+Kind = Literal[
+    "started", "waiting", "paused", "advanced", "promoted", "rolled_back", "aborted", "done"
+]
 Action = Literal["wait", "advance", "promote", "rollback"]
 
 
@@ -65,11 +68,11 @@ class Outcome:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_ROLLED_BACK if self.kind == "rolled_back" else EXIT_OK
+        return EXIT_ROLLED_BACK if self.kind in ("rolled_back", "aborted") else EXIT_OK
 
     @property
     def finished(self) -> bool:
-        return self.kind in ("promoted", "rolled_back", "done")
+        return self.kind in ("promoted", "rolled_back", "aborted", "done")
 
     def __str__(self) -> str:
         return f"{self.route}: {self.verdict}"
@@ -151,8 +154,9 @@ def run_once(store: ConfigStore, source: MetricsSource, name: str, now: float) -
     stored = store.read()
     route, spec = _rollout_of(checked(stored.text, store.description), name)
     state = spec.state
-    if state.status != "running":
-        kind: Kind = "done" if state.status == "done" else "rolled_back"
+    if state.status != "running":  # paused by a person: nothing moves until resumed
+        kinds: dict[str, Kind] = {"done": "done", "paused": "paused", "aborted": "aborted"}
+        kind = kinds.get(state.status, "rolled_back")
         return Outcome(name, kind, state.verdict or state.status.replace("_", " "))
     if state.step >= len(spec.steps):
         raise RolloutError(f"route {name!r}: state.step {state.step} is past the last step")
@@ -268,6 +272,14 @@ def watch(
 
 
 def run_rollout(args: argparse.Namespace) -> int:
+    if args.file in ACTIONS:  # gateway rollout pause|resume|abort|retry FILE ROUTE
+        if args.action_route is None:
+            print(f"usage: gateway rollout {args.file} FILE ROUTE", file=sys.stderr)
+            return EXIT_ERROR
+        return run_control(args, args.file, args.route, args.action_route)
+    if args.metrics is None:
+        print("gateway rollout: --metrics URL|cloudwatch:NS is required", file=sys.stderr)
+        return EXIT_ERROR
     try:
         store = store_for(args.file)
         source = metrics_source_for(args.metrics, args.admin_key)
@@ -294,13 +306,25 @@ def add_rollout_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser]
     verb = verbs.add_parser(
         "rollout", help="judge a route's canary once: start, wait, advance, promote, roll back"
     )
-    verb.add_argument("file", metavar="FILE", help="a path, s3://bucket/key or ssm:/name")
-    verb.add_argument("route", metavar="ROUTE")
     verb.add_argument(
-        "--metrics", required=True, metavar="SOURCE", help="a gateway's URL or cloudwatch:NS"
+        "file",
+        metavar="[pause|resume|abort|retry] FILE",
+        help="a path, s3://bucket/key or ssm:/name",
+    )
+    verb.add_argument("route", metavar="ROUTE")
+    verb.add_argument("action_route", nargs="?", help=argparse.SUPPRESS)
+    verb.add_argument("--by", default=None, help="who steers it, for the migration ledger")
+    verb.add_argument(
+        "--metrics", metavar="SOURCE", help="a gateway's URL or cloudwatch:NS (to judge)"
     )
     add_admin_key(verb)
-    verb.add_argument("--every", type=_duration, default=30.0, metavar="DURATION")
+    verb.add_argument(
+        "--every",
+        type=_duration,
+        default=30.0,
+        metavar="DURATION",
+        help="with --watch: the time between judgements (default 30s; 250ms, 10s, 2m)",
+    )
     when = verb.add_mutually_exclusive_group()
     when.add_argument("--watch", action="store_true", help="judge again until it finishes")
     when.add_argument("--now", type=float, metavar="EPOCH", help="judge as at this time")

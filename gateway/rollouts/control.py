@@ -13,12 +13,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gateway.cli.diff import percent_text
 from gateway.config.model import RolloutSpec, RolloutState, Route
+from gateway.config.units import format_duration
 from gateway.errors import CommandError
 from gateway.migration.entries import Move
 from gateway.migration.record import record_move
+from gateway.rollouts.metrics import latency, percent
 from gateway.rollouts.rollout_edit import Plan, all_to, checked, edit_route, shift_to
-from gateway.rollouts.store import store_for
+from gateway.rollouts.store import ConfigStore, store_for
 
 ACTIONS = ("pause", "resume", "abort", "retry")
 ALLOWED = {
@@ -82,3 +85,25 @@ def run_control(args: argparse.Namespace, action: str, file: str, route: str) ->
         print(f"gateway rollout {action}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def steps_overview(store: ConfigStore, name: str) -> str:
+    """`steps: 10% [50%] 100%` with the current step marked, and the thresholds judged by."""
+    config = checked(store.read().text, store.description)
+    spec = next((r.rollout for r in config.routes if r.name == name), None)
+    if spec is None:
+        raise ControlError(f"route {name!r} has no rollout: block in {store.description}")
+    current = spec.state.step if spec.state.started_at > 0 else None
+    marks = [
+        f"[{percent_text(step)}]" if index == current else percent_text(step)
+        for index, step in enumerate(spec.steps)
+    ]
+    limits = [f"min {spec.min_requests} requests", f"5xx <= {percent(spec.max_error_rate)}"]
+    if spec.max_p99 is not None:
+        limits.append(f"p99 <= {latency(spec.max_p99)}")
+    if spec.max_p99_ratio is not None:
+        limits.append(f"p99 <= baseline x {spec.max_p99_ratio:g}")
+    interval = format_duration(spec.interval)
+    return f"steps: {' '.join(marks)} ({spec.state.status}); per step: {interval}, " + ", ".join(
+        limits
+    )

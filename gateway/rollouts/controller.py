@@ -32,7 +32,7 @@ from gateway.config.units import format_duration, parse_duration
 from gateway.errors import CommandError
 from gateway.migration.entries import Move
 from gateway.migration.record import record_move
-from gateway.rollouts.control import ACTIONS, run_control
+from gateway.rollouts.control import ACTIONS, run_control, steps_overview
 from gateway.rollouts.metrics import (
     MetricsSource,
     Window,
@@ -209,7 +209,12 @@ class _Edit:
 
     def __call__(self, plan: Plan, state: RolloutState) -> None:
         state = RolloutState(
-            state.step, round(state.started_at, 3), state.status, state.verdict, state.snapshot
+            # whole seconds: the state block says the time in ISO 8601 to the second
+            state.step,
+            float(round(state.started_at)),
+            state.status,
+            state.verdict,
+            state.snapshot,
         )
         text = edit_route(self.read.text, self.store.description, self.route, plan, state)
         self.store.write(text, self.read)
@@ -256,16 +261,30 @@ def running_rollouts(store: ConfigStore) -> list[str]:
 
 
 def watch(
-    judge_once: Callable[[], Outcome], every: float | None, sleep: Callable[[float], None]
+    judge_once: Callable[[], Outcome],
+    every: float | None,
+    sleep: Callable[[float], None],
+    overview: Callable[[], str] | None = None,
 ) -> int:
-    """Judge once, or (with `every`) again and again until the rollout finishes or fails."""
+    """Judge once, or (with `every`) again and again until the rollout finishes or fails.
+
+    Watching, each line starts with the UTC time, and a judgement that says what the one
+    before said (the same verdict, the same steps) prints nothing.
+    """
+    previous = None
     while True:
         try:
             outcome = judge_once()
+            shown = f"{outcome}\n{overview()}" if overview is not None else str(outcome)
         except CommandError as exc:
             print(f"gateway rollout: {exc}; nothing changed", file=sys.stderr, flush=True)
             return EXIT_ERROR
-        print(outcome, flush=True)
+        if every is None:
+            print(shown, flush=True)
+        elif shown != previous:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            print("\n".join(f"{stamp}  {line}" for line in shown.splitlines()), flush=True)
+        previous = shown
         if every is None or outcome.finished:
             return outcome.exit_code
         sleep(every)
@@ -288,7 +307,8 @@ def run_rollout(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     now: Callable[[], float] = time.time if args.now is None else (lambda: float(args.now))
     every = args.every if args.watch else None
-    return watch(lambda: run_once(store, source, args.route, now()), every, time.sleep)
+    overview = (lambda: steps_overview(store, args.route)) if args.watch else None
+    return watch(lambda: run_once(store, source, args.route, now()), every, time.sleep, overview)
 
 
 def _duration(text: str) -> float:

@@ -3,6 +3,7 @@ runs, against a real gateway and the services on loopback."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,9 @@ from gateway.cli.main import main
 from gateway.config.load import load_config
 from gateway.config.model import Route
 from gateway.migration.ledger import LEDGER_NAME, FileLedger
+from gateway.rollouts.control import steps_overview
+from gateway.rollouts.controller import Outcome, watch
+from gateway.rollouts.store import store_for
 from tests.support.servers import serve_in_thread, write_config
 
 T0 = 1_700_000_040.0
@@ -119,3 +123,56 @@ def test_a_move_the_status_does_not_allow_is_refused_and_nothing_changes(
     assert "cannot resume a rollout that is running" in err
     assert "cannot retry a rollout that is running (only one that is rolled_back or aborted)" in err
     assert path.read_text() == before
+
+
+def test_the_state_block_is_written_for_people_and_the_old_form_still_reads(
+    running: tuple[str, Path],
+) -> None:
+    # GIVEN a rollout the controller started  THEN its state says step 1 and an ISO time
+    url, path = running
+    assert judge(url, path, T0) == 0
+    text = path.read_text()
+    assert "step: 1\n" in text and "started_at: '2023-11-14T22:14:00Z'" in text.replace('"', "'")
+    state = (orders(path).rollout or pytest.fail()).state
+    assert (state.step, state.started_at) == (0, T0)
+    # WHEN a table in the older form (0-based step, epoch seconds) is read  THEN the same state
+    old = text.replace("step: 1\n", "step: 0\n")
+    old = old.replace("'2023-11-14T22:14:00Z'", str(T0)).replace('"2023-11-14T22:14:00Z"', str(T0))
+    path.write_text(old)
+    again = (orders(path).rollout or pytest.fail()).state
+    assert (again.step, again.started_at) == (0, T0)
+
+
+def test_watch_stamps_each_line_shows_the_steps_and_is_silent_when_nothing_changed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN judgements that wait twice with the same verdict, then promote
+    verdicts = iter(["waiting", "waiting", "promoted"])
+
+    def judge_once() -> Outcome:
+        kind = next(verdicts)
+        return Outcome("orders", kind, f"{kind} at step 2")  # type: ignore[arg-type]
+
+    # WHEN watched, with an overview of the steps
+    code = watch(judge_once, 1.0, lambda _: None, lambda: "steps: 10% [50%] 100% (running)")
+    # THEN each printed line carries a UTC time, the unchanged judgement printed nothing
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert [line.split("  ", 1)[1] for line in lines] == [
+        "orders: waiting at step 2",
+        "steps: 10% [50%] 100% (running)",
+        "orders: promoted at step 2",
+        "steps: 10% [50%] 100% (running)",
+    ]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", line[:20]) for line in lines)
+
+
+def test_the_overview_marks_the_current_step_and_names_the_thresholds(
+    running: tuple[str, Path],
+) -> None:
+    # GIVEN a rollout at its first step  THEN the overview marks it, with the thresholds
+    url, path = running
+    assert judge(url, path, T0) == 0
+    assert steps_overview(store_for(str(path)), "orders") == (
+        "steps: [10%] 50% 100% (running); per step: 1s, min 5 requests, 5xx <= 5%"
+    )

@@ -124,7 +124,8 @@ def render_text(found: Mapping[str, Any]) -> str:
         lines.append(f"  {stage:<8} {row['routes']:>4}  {row['share'] * 100:5.1f}%")
     share = found["new_share"]
     shown = "no requests" if share is None else f"{share * 100:.1f}%"
-    lines.append(f"answered by new services over {found['window']}: {shown}")
+    over = found["window"] if found["window"].startswith("since") else f"over {found['window']}"
+    lines.append(f"answered by new services {over}: {shown}")
     lines.append("history (ledger):")
     for day in found["history"]:
         traffic = day["traffic_off_legacy"]
@@ -171,7 +172,10 @@ def run_progress(args: argparse.Namespace) -> int:
     except (CommandError, ConfigError, ValueError) as exc:
         print(f"gateway progress: {exc}", file=sys.stderr)
         return 1
-    found = report(config, requests, entries, args.window)
+    scraped = args.metrics is not None and not args.metrics.startswith("cloudwatch:")
+    found = report(
+        config, requests, entries, "since the gateway started" if scraped else args.window
+    )
     out = json.dumps(found, indent=2) + "\n" if args.output == "json" else render_text(found)
     sys.stdout.write(out)
     return 0

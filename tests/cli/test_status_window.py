@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,3 +134,31 @@ def test_a_window_merges_only_the_minutes_it_covers() -> None:
     # THEN 5 minutes see one request, an hour both
     assert window.summary(300)[0]["requests"] == 1
     assert window.summary(3600)[0]["requests"] == 2
+
+
+def test_watch_stamps_its_looks_and_warns_of_a_refused_reload(
+    tmp_path: Path,
+    legacy_url: str,
+    flaky: tuple[Flaky, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a gateway whose file on disk was broken after it loaded it
+    monkeypatch.setenv("GATEWAY_ACCESS_LOG", "off")
+    monkeypatch.setenv("GATEWAY_CONFIG_TTL", "0.1")
+    path = Path(write_config(tmp_path, ROUTES.format(legacy=legacy_url, canary=flaky[1])))
+    with serve_in_thread(create_app(str(path))) as url:
+        path.write_text(path.read_text().replace("target: canary", "target: nowhere"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if httpx.get(f"{url}/_gateway/routes").json()["last_reload_error"]:
+                break
+            time.sleep(0.05)
+        # WHEN watched for three looks at which nothing changes
+        assert gateway("status", url, "--watch", "--every", "0.01", "--count", "3") == 0
+    # THEN one stamped block is printed, with the warning line
+    out = capsys.readouterr().out
+    assert out.count("last 5m") == 1
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  last 5m\n", out)
+    assert "warning: the gateway refused the file on disk at its last reload" in out
+    assert "nowhere" in out

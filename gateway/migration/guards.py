@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from gateway.cli.credentials import admin_headers
+from gateway.cli.status import RECENT_PATH, read_admin
 from gateway.config.model import STAGES, RolloutState, Route, Stage
 from gateway.errors import CommandError
 from gateway.rollouts.metrics import (
@@ -35,6 +36,7 @@ from gateway.rollouts.metrics import (
 )
 
 PARITY_PATH = "/_gateway/parity"
+RECENT_LIMIT = 3600.0  # the hour a gateway keeps in per-minute buckets
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +147,10 @@ def _canary_health(route: Route, candidate: str, evidence: Evidence) -> Verdict:
     if spec is None or evidence.metrics is None:
         needs = "a rollout: block to judge by" if spec is None else "--metrics URL|cloudwatch:NS"
         return Verdict(name, False, {}, f"the rollout is not finished; give {needs}")
-    source = metrics_source_for(evidence.metrics, evidence.admin_key)
-    seen = window_of(source, route.name, (candidate,), evidence)[candidate]
+    seen = _recent(evidence, route.name, candidate)
+    if seen is None:  # a window past the gateway's hour, or CloudWatch
+        source = metrics_source_for(evidence.metrics, evidence.admin_key)
+        seen = window_of(source, route.name, (candidate,), evidence)[candidate]
     numbers = {
         "requests": int(seen.requests),
         "min_requests": spec.min_requests,
@@ -163,6 +167,19 @@ def _canary_health(route: Route, candidate: str, evidence: Evidence) -> Verdict:
     elif spec.max_p99 is not None and (seen.p99 is None or seen.p99 > spec.max_p99):
         missing = "the p99 under max_p99"
     return Verdict(name, not missing, numbers, missing)
+
+
+def _recent(evidence: Evidence, route: str, target: str) -> Window | None:
+    """The target's numbers over the window from a gateway's `/_gateway/recent` (<= 1h)."""
+    url = evidence.metrics or ""
+    if not url.startswith(("http://", "https://")) or evidence.window > RECENT_LIMIT:
+        return None
+    query = f"{RECENT_PATH}?window={int(evidence.window)}s"
+    rows = read_admin(url, query, admin_key=evidence.admin_key).get("rows", [])
+    row: dict[str, Any] = next(
+        (r for r in rows if r.get("route") == route and r.get("target") == target), {}
+    )
+    return Window(row.get("requests", 0.0), row.get("errors", 0.0), row.get("p99"))
 
 
 def _unused_legacy(route: Route, legacy: str, evidence: Evidence) -> Verdict:

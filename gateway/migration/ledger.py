@@ -108,7 +108,9 @@ class S3Ledger:
         try:
             answer = self._s3().get_object(Bucket=self.bucket, Key=self.key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            # Without s3:ListBucket a missing object reads as AccessDenied; the put after it is
+            # conditional (If-None-Match: *), so an object that does exist is never replaced.
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "AccessDenied"):
                 return b"", None
             raise LedgerError(f"cannot read {self.description}: {exc}") from exc
         return answer["Body"].read(), str(answer["ETag"])

@@ -7,19 +7,22 @@ from collections.abc import Callable
 from typing import Annotated, Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway.admission.admin_guard import HEALTH_PATH
 from gateway.asgi import ASGIApp, Receive, Scope, Send
 from gateway.config.model import HttpTarget, LambdaTarget, Target
-from gateway.config.units import format_duration
+from gateway.config.units import format_duration, parse_duration
 from gateway.errors import GatewayError, send_error
 from gateway.explaining import parse_header, report
 from gateway.fleet.concurrency import FleetConcurrencyLimit
 from gateway.fleet.store import StateUnavailable
+from gateway.migration.dashboard import RATE_WINDOW, LedgerCache, dashboard
+from gateway.migration.page import PAGE
+from gateway.migration.progress import metric_lines
 from gateway.parity.report import parity_report
-from gateway.parity.units import parse_duration
 from gateway.reload import Reloader
+from gateway.rollouts.metrics import parse_prometheus
 from gateway.runtime import Runtime
 from gateway.shadowing import Shadowing
 from gateway.telemetry.metrics import Metrics
@@ -31,6 +34,9 @@ class Loading(Protocol):
     """A parity store read from elsewhere before a report (`fleet.parity.RedisParityStore`)."""
 
     async def load(self, route: str, window: float, now: float) -> object: ...
+
+
+RECENT_LIMIT = 3600.0
 
 
 def describe_target(target: Target) -> dict[str, Any]:
@@ -106,37 +112,37 @@ def admin_router(
         store = runtime().store
         if store is not None:
             body += render_state(store.snapshot()).encode()
+        # the migration's gauges come from the table in use and the counters just rendered
+        counters = parse_prometheus(body.decode("utf-8"))
+        body += metric_lines(runtime().config, counters).encode("utf-8")
         return Response(body + shadows.metrics_text(runtime()), media_type=content_type)
 
-    @router.get("/parity")
-    async def parity(route: str | None = None, window: str | None = None) -> Any:
-        """Per route with a `shadow:`: the parity score, the counts, the differing paths."""
-        specs = {r.name: r.shadow.compare for r in runtime().config.routes if r.shadow}
-        if route is not None and route not in specs:
-            message = f"route {route!r} has no shadow block (with one: {', '.join(sorted(specs))})"
-            return JSONResponse({"error": "no_shadow", "message": message}, status_code=404)
+    _parity_routes(router, runtime, shadows)
+
+    @router.get("/recent")
+    async def recent(window: str = "5m") -> Any:
+        """Requests, 5xx, p50 and p99 per route and target over the last `window` (<= 1h)."""
         try:
-            seconds = None if window is None else parse_duration(window)
+            seconds = parse_duration(window)
         except ValueError as exc:
             return JSONResponse({"error": "bad_window", "message": str(exc)}, status_code=400)
-        now = time.time()
-        store = shadows.recorder.store
-        try:
-            if isinstance(store, Loading):  # fleet-wide (RedisParityStore): read Redis first
-                for name in [route] if route else sorted(specs):
-                    await store.load(name, seconds or specs[name].window, now)
-        except GatewayError as exc:
-            return JSONResponse({"error": exc.code, "message": str(exc)}, status_code=503)
-        return parity_report(shadows.recorder, specs, now, route, seconds)
+        if not 0 < seconds <= RECENT_LIMIT:
+            message = "a window from 1s to 1h"
+            return JSONResponse({"error": "bad_window", "message": message}, status_code=400)
+        return {"window": format_duration(seconds), "rows": metrics.recent.summary(seconds)}
 
-    @router.post("/parity/reset")
-    async def parity_reset(route: str) -> Any:
-        """Forget a route's parity counts and examples (after a fix, say)."""
-        if not any(r.name == route and r.shadow for r in runtime().config.routes):
-            message = f"route {route!r} has no shadow block"
-            return JSONResponse({"error": "no_shadow", "message": message}, status_code=404)
-        shadows.recorder.reset(route)
-        return {"reset": route}
+    ledger = LedgerCache()
+
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(PAGE, headers={"cache-control": "no-store"})
+
+    @router.get("/dashboard.json")
+    async def dashboard_json() -> dict[str, Any]:
+        """The page's numbers: routes, stages, weights, the last minute, rollouts, ledger."""
+        config = runtime().config
+        recent = metrics.recent.summary(RATE_WINDOW)
+        return dashboard(config, recent, ledger.entries(config.source))
 
     @router.get("/health")
     async def health() -> dict[str, str]:
@@ -187,3 +193,37 @@ class AdminGate:
                 await send_error(send, error)
             return
         await self.app(scope, receive, send)
+
+
+def _parity_routes(router: APIRouter, runtime: Callable[[], Runtime], shadows: Shadowing) -> None:
+    """`/_gateway/parity` and its reset: the shadow comparisons of the table in use."""
+
+    @router.get("/parity")
+    async def parity(route: str | None = None, window: str | None = None) -> Any:
+        """Per route with a `shadow:`: the parity score, the counts, the differing paths."""
+        specs = {r.name: r.shadow.compare for r in runtime().config.routes if r.shadow}
+        if route is not None and route not in specs:
+            message = f"route {route!r} has no shadow block (with one: {', '.join(sorted(specs))})"
+            return JSONResponse({"error": "no_shadow", "message": message}, status_code=404)
+        try:
+            seconds = None if window is None else parse_duration(window)
+        except ValueError as exc:
+            return JSONResponse({"error": "bad_window", "message": str(exc)}, status_code=400)
+        now = time.time()
+        store = shadows.recorder.store
+        try:
+            if isinstance(store, Loading):  # fleet-wide (RedisParityStore): read Redis first
+                for name in [route] if route else sorted(specs):
+                    await store.load(name, seconds or specs[name].window, now)
+        except GatewayError as exc:
+            return JSONResponse({"error": exc.code, "message": str(exc)}, status_code=503)
+        return parity_report(shadows.recorder, specs, now, route, seconds)
+
+    @router.post("/parity/reset")
+    async def parity_reset(route: str) -> Any:
+        """Forget a route's parity counts and examples (after a fix, say)."""
+        if not any(r.name == route and r.shadow for r in runtime().config.routes):
+            message = f"route {route!r} has no shadow block"
+            return JSONResponse({"error": "no_shadow", "message": message}, status_code=404)
+        shadows.recorder.reset(route)
+        return {"reset": route}

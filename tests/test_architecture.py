@@ -59,6 +59,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "gateway.cli",
         "gateway.local",
         "gateway.rollouts",
+        # the migration: guarded moves between stages and their ledger, beside the rollouts
+        # whose edit engine it drives and whose moves it records
+        "gateway.migration",
     ),
 )
 STRANGERS = ("legacy_stub", "services")

@@ -20,6 +20,9 @@ from gateway.cli.parity import add_parity_verb
 from gateway.config.load import load_config
 from gateway.config.model import ConfigError, GatewayConfig
 from gateway.explaining import EXPLAIN_PATH, parse_header, render, report
+from gateway.migration.migrate import add_migrate_verb
+from gateway.migration.progress import add_progress_verb
+from gateway.migration.record import add_by, recorded
 from gateway.rollouts.controller import add_rollout_verbs
 from gateway.rollouts.edit import add_edit_verbs
 from gateway.routing import RouteTable
@@ -126,6 +129,12 @@ def parser() -> argparse.ArgumentParser:
     )
     explain.set_defaults(run=cmd_explain)
     add_edit_verbs(verbs)
+    for kind in ("shift", "promote", "rollback"):  # each move they make goes to the ledger
+        verb = verbs.choices[kind]
+        add_by(verb)
+        verb.set_defaults(run=recorded(verb.get_default("run"), kind))
+    add_migrate_verb(verbs)
+    add_progress_verb(verbs)
     add_rollout_verbs(verbs)
     add_parity_verb(verbs)
     hash_key = verbs.add_parser("hash-key", help="the hash of an API key (read from stdin)")

@@ -16,7 +16,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from gateway.config import admin as config_admin
-from gateway.config import bounds, sections
+from gateway.config import bounds, sections, stages
 from gateway.config.check import Checker, key_line, node_line
 from gateway.config.model import (
     RESERVED_PREFIX,
@@ -31,11 +31,11 @@ from gateway.config.shadow import shadow_section
 from gateway.config.state_block import read_state
 from gateway.config.targets import NAME_RE, read_targets
 
-TOP_KEYS = ("targets", "routes", "trusted_proxies", "admin", "state")
+TOP_KEYS = ("targets", "routes", "trusted_proxies", "admin", "state", "legacy")
 ROUTE_KEYS = (
     "name", "path", "methods", "headers", "split", "target", "sticky", "rewrite",
     "fallback", "fallback_on", "rate", "burst", "rate_key", "auth", "limits",
-    "baseline", "rollout", "shadow",
+    "baseline", "rollout", *stages.MIGRATION_KEYS,
 )  # fmt: skip
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -91,12 +91,33 @@ def load_text(text: str, source: str) -> GatewayConfig:
     trusted = _trusted_proxies(document, checker)
     admin = config_admin.admin(document, checker)
     state = read_state(document, checker)
+    legacy = _legacy(document, targets, checker)
+    stages.check_stages(routes, legacy, targets, checker)
     if checker.problems:
         raise ConfigError(checker.problems)
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
     return GatewayConfig(
-        MappingProxyType(targets), tuple(routes), source, version, text, trusted, admin, state
+        MappingProxyType(targets),
+        tuple(routes),
+        source,
+        version,
+        text,
+        trusted,
+        admin,
+        state=state,
+        legacy=legacy,
     )
+
+
+def _legacy(document: CommentedMap, targets: dict[str, Target], checker: Checker) -> str | None:
+    """The top-level `legacy:`: the monolith's target, the one routes migrate away from."""
+    name = document.get("legacy")
+    if name is None:
+        return None
+    if not isinstance(name, str) or name not in targets:
+        _unknown_target(checker, key_line(document, "legacy"), "legacy", name, targets)
+        return None
+    return name
 
 
 def _trusted_proxies(document: CommentedMap, checker: Checker) -> tuple[str, ...]:
@@ -201,11 +222,13 @@ def _route(
             f"{where}.rollout.min_parity",
             "needs a shadow: block on the route (parity is measured on its copies)",
         )
+    migration = stages.read_migration(spec, where, checker, targets)
     if len(checker.problems) > before or path is None or not isinstance(name, str):
         return None
     return Route(
         name, path, split, methods, headers, sticky, rewrite, line,
         fallback, fallback_on, rate, auth, limits, baseline, rollout, auth_failures, shadow,
+        migration,
     )  # fmt: skip
 
 

@@ -214,7 +214,7 @@ class RolloutState:
 
     step: int = 0
     started_at: float = 0.0
-    status: str = "running"  # running | done | rolled_back
+    status: str = "running"  # running | paused | done | rolled_back | aborted
     verdict: str = ""
     snapshot: tuple[CounterSnapshot, ...] = ()
 
@@ -233,6 +233,21 @@ class RolloutSpec:
     """A share: a step advances only with shadow parity over the step at or above it."""
     min_compared: int = 50
     """Pairs compared over the step before parity is judged."""
+
+
+Stage = Literal["legacy", "shadow", "canary", "new", "retired"]
+STAGES: tuple[Stage, ...] = ("legacy", "shadow", "canary", "new", "retired")
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationSpec:
+    """Where a route stands in the migration, and the evidence its next move needs."""
+
+    stage: Stage | None = None  # None: derived from the route (gateway/config/stages.py)
+    shadow_target: str | None = None  # the candidate a `shadow:` block copies to
+    min_parity: float = 0.995
+    min_compared: int = 50
+    retire_after: float = 7 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +271,7 @@ class Route:
     auth_failures: RateSpec | None = None
     # The candidate that gets a copy of the route's requests, its answers compared (parity).
     shadow: ShadowSpec | None = None
+    migration: MigrationSpec = MigrationSpec()
 
     @property
     def conditions(self) -> int:
@@ -292,6 +308,7 @@ class GatewayConfig:
     admin: AdminSpec | None = None
     state: StateSettings | None = None
     """Where the fleet's shared protection state lives; None: every limit per process."""
+    legacy: str | None = None  # the top-level `legacy:`: the monolith's target name
 
 
 @dataclass(frozen=True, slots=True)

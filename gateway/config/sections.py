@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from ruamel.yaml.comments import CommentedMap
 
+from gateway.config import rollout_state
 from gateway.config.bounds import excerpt
 from gateway.config.check import Checker, key_line
 from gateway.config.model import (
@@ -444,12 +445,16 @@ def _state(parent: Reader) -> RolloutState:
         return RolloutState()
     node = read.node
     status = str(node.get("status", "running"))
-    if status not in ("running", "done", "rolled_back"):
-        read.fail("status", f"{status!r}: running, done or rolled_back")
-    started = node.get("started_at", 0.0)
+    if status not in ("running", "paused", "done", "rolled_back", "aborted"):
+        read.fail("status", f"{status!r}: running, paused, done, rolled_back or aborted")
+    step, started = rollout_state.read(node.get("step"), node.get("started_at"))
+    if started is None:
+        read.fail("started_at", "an ISO 8601 time such as 2026-12-02T05:00:00Z")
+    elif step is None:
+        read.fail("step", "the step's number, from 1 (0 with an epoch started_at)")
     return RolloutState(
-        step=read.integer("step", 0, low=0),
-        started_at=float(started) if isinstance(started, int | float) else 0.0,
+        step=step or 0,
+        started_at=started or 0.0,
         status=status,
         verdict=str(node.get("verdict", "")),
         snapshot=_snapshot(read),

@@ -30,6 +30,9 @@ from gateway.cli.status import add_status_verb
 from gateway.config.model import GatewayConfig, RolloutSpec, RolloutState, Route
 from gateway.config.units import format_duration, parse_duration
 from gateway.errors import CommandError
+from gateway.migration.entries import Move
+from gateway.migration.record import record_move
+from gateway.rollouts.control import ACTIONS, run_control, steps_overview
 from gateway.rollouts.metrics import (
     MetricsSource,
     Window,
@@ -48,7 +51,9 @@ from gateway.rollouts.rollout_edit import (
 from gateway.rollouts.store import ConfigStore, Stored, store_for
 
 EXIT_OK, EXIT_ERROR, EXIT_ROLLED_BACK = 0, 1, 3
-Kind = Literal["started", "waiting", "advanced", "promoted", "rolled_back", "done"]
+Kind = Literal[
+    "started", "waiting", "paused", "advanced", "promoted", "rolled_back", "aborted", "done"
+]
 Action = Literal["wait", "advance", "promote", "rollback"]
 
 
@@ -64,11 +69,11 @@ class Outcome:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_ROLLED_BACK if self.kind == "rolled_back" else EXIT_OK
+        return EXIT_ROLLED_BACK if self.kind in ("rolled_back", "aborted") else EXIT_OK
 
     @property
     def finished(self) -> bool:
-        return self.kind in ("promoted", "rolled_back", "done")
+        return self.kind in ("promoted", "rolled_back", "aborted", "done")
 
     def __str__(self) -> str:
         return f"{self.route}: {self.verdict}"
@@ -150,8 +155,9 @@ def run_once(store: ConfigStore, source: MetricsSource, name: str, now: float) -
     stored = store.read()
     route, spec = _rollout_of(checked(stored.text, store.description), name)
     state = spec.state
-    if state.status != "running":
-        kind: Kind = "done" if state.status == "done" else "rolled_back"
+    if state.status != "running":  # paused by a person: nothing moves until resumed
+        kinds: dict[str, Kind] = {"done": "done", "paused": "paused", "aborted": "aborted"}
+        kind = kinds.get(state.status, "rolled_back")
         return Outcome(name, kind, state.verdict or state.status.replace("_", " "))
     if state.step >= len(spec.steps):
         raise RolloutError(f"route {name!r}: state.step {state.step} is past the last step")
@@ -208,10 +214,26 @@ class _Edit:
 
     def __call__(self, plan: Plan, state: RolloutState) -> None:
         state = RolloutState(
-            state.step, round(state.started_at, 3), state.status, state.verdict, state.snapshot
+            # whole seconds: the state block says the time in ISO 8601 to the second
+            state.step,
+            float(round(state.started_at)),
+            state.status,
+            state.verdict,
+            state.snapshot,
         )
         text = edit_route(self.read.text, self.store.description, self.route, plan, state)
         self.store.write(text, self.read)
+        kind = "rollout-rollback" if state.status == "rolled_back" else "rollout-step"
+        before = checked(self.read.text, self.store.description)
+        after = checked(text, self.store.description)
+        try:
+            record_move(
+                self.store.description, before, after, Move(self.route, kind, None, state.verdict)
+            )
+        except CommandError as exc:  # the table moved: say so, and that the ledger missed it
+            print(
+                f"gateway rollout: the move is made but not in the ledger: {exc}", file=sys.stderr
+            )
 
 
 def _rollout_of(config: GatewayConfig, name: str) -> tuple[Route, RolloutSpec]:
@@ -244,22 +266,44 @@ def running_rollouts(store: ConfigStore) -> list[str]:
 
 
 def watch(
-    judge_once: Callable[[], Outcome], every: float | None, sleep: Callable[[float], None]
+    judge_once: Callable[[], Outcome],
+    every: float | None,
+    sleep: Callable[[float], None],
+    overview: Callable[[], str] | None = None,
 ) -> int:
-    """Judge once, or (with `every`) again and again until the rollout finishes or fails."""
+    """Judge once, or (with `every`) again and again until the rollout finishes or fails.
+
+    Watching, each line starts with the UTC time, and a judgement that says what the one
+    before said (the same verdict, the same steps) prints nothing.
+    """
+    previous = None
     while True:
         try:
             outcome = judge_once()
+            shown = f"{outcome}\n{overview()}" if overview is not None else str(outcome)
         except CommandError as exc:
             print(f"gateway rollout: {exc}; nothing changed", file=sys.stderr, flush=True)
             return EXIT_ERROR
-        print(outcome, flush=True)
+        if every is None:
+            print(shown, flush=True)
+        elif shown != previous:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            print("\n".join(f"{stamp}  {line}" for line in shown.splitlines()), flush=True)
+        previous = shown
         if every is None or outcome.finished:
             return outcome.exit_code
         sleep(every)
 
 
 def run_rollout(args: argparse.Namespace) -> int:
+    if args.file in ACTIONS:  # gateway rollout pause|resume|abort|retry FILE ROUTE
+        if args.action_route is None:
+            print(f"usage: gateway rollout {args.file} FILE ROUTE", file=sys.stderr)
+            return EXIT_ERROR
+        return run_control(args, args.file, args.route, args.action_route)
+    if args.metrics is None:
+        print("gateway rollout: --metrics URL|cloudwatch:NS is required", file=sys.stderr)
+        return EXIT_ERROR
     try:
         store = store_for(args.file)
         source = metrics_source_for(args.metrics, args.admin_key)
@@ -268,7 +312,8 @@ def run_rollout(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     now: Callable[[], float] = time.time if args.now is None else (lambda: float(args.now))
     every = args.every if args.watch else None
-    return watch(lambda: run_once(store, source, args.route, now()), every, time.sleep)
+    overview = (lambda: steps_overview(store, args.route)) if args.watch else None
+    return watch(lambda: run_once(store, source, args.route, now()), every, time.sleep, overview)
 
 
 def _duration(text: str) -> float:
@@ -286,13 +331,25 @@ def add_rollout_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser]
     verb = verbs.add_parser(
         "rollout", help="judge a route's canary once: start, wait, advance, promote, roll back"
     )
-    verb.add_argument("file", metavar="FILE", help="a path, s3://bucket/key or ssm:/name")
-    verb.add_argument("route", metavar="ROUTE")
     verb.add_argument(
-        "--metrics", required=True, metavar="SOURCE", help="a gateway's URL or cloudwatch:NS"
+        "file",
+        metavar="[pause|resume|abort|retry] FILE",
+        help="a path, s3://bucket/key or ssm:/name",
+    )
+    verb.add_argument("route", metavar="ROUTE")
+    verb.add_argument("action_route", nargs="?", help=argparse.SUPPRESS)
+    verb.add_argument("--by", default=None, help="who steers it, for the migration ledger")
+    verb.add_argument(
+        "--metrics", metavar="SOURCE", help="a gateway's URL or cloudwatch:NS (to judge)"
     )
     add_admin_key(verb)
-    verb.add_argument("--every", type=_duration, default=30.0, metavar="DURATION")
+    verb.add_argument(
+        "--every",
+        type=_duration,
+        default=30.0,
+        metavar="DURATION",
+        help="with --watch: the time between judgements (default 30s; 250ms, 10s, 2m)",
+    )
     when = verb.add_mutually_exclusive_group()
     when.add_argument("--watch", action="store_true", help="judge again until it finishes")
     when.add_argument("--now", type=float, metavar="EPOCH", help="judge as at this time")

@@ -16,6 +16,7 @@ from ruamel.yaml.error import StreamMark
 from ruamel.yaml.tokens import CommentToken
 
 from gateway.config.model import CounterSnapshot, GatewayConfig, RolloutState, Route
+from gateway.config.rollout_state import written
 from gateway.errors import CommandError
 from gateway.rollouts import edit as edits
 from gateway.rollouts import yaml_text
@@ -88,12 +89,11 @@ def _set_state(rollout: CommentedMap, state: RolloutState) -> None:
         else:
             node.fa.set_block_style()
         rollout["state"] = node
-    values: dict[str, object] = {
-        "step": state.step,
-        "started_at": _number(state.started_at),
-        "status": state.status,
-        "verdict": state.verdict,
-    }
+    # 1-based steps and ISO times, for people (gateway/config/rollout_state.py)
+    values = {**written(state.step, state.started_at), "status": state.status}
+    values["verdict"] = state.verdict
+    if "started_at" not in values and "started_at" in node:
+        del node["started_at"]
     for key, value in values.items():
         if node.get(key) != value or key not in node:
             node[key] = value

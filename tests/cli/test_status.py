@@ -70,8 +70,8 @@ def test_status_prints_weights_requests_errors_and_p99_per_route_and_target(
     header, *lines = capsys.readouterr().out.splitlines()
     # THEN each route's targets are listed with their live weight and numbers
     assert code == 0
-    assert header.split() == ["ROUTE", "TARGET", "WEIGHT", "REQUESTS", "5XX", "RATE", "P99"]
-    assert [line.split()[:-1] for line in lines] == [
+    assert header.split() == ["ROUTE", "TARGET", "WEIGHT", "REQUESTS", "5XX", "RATE", "P50", "P99"]
+    assert [line.split()[:-2] for line in lines] == [
         ["orders", "legacy", "50%", str(served["legacy"]), "0%"],
         ["orders-v2", "50%", str(served["orders-v2"]), "0%"],
         ["everything-else", "legacy", "100%", "10", "20%"],
@@ -80,10 +80,10 @@ def test_status_prints_weights_requests_errors_and_p99_per_route_and_target(
     assert lines[3].split()[-1] == "-"
     assert all(line.split()[-1].endswith(("ms", "s")) for line in lines[:3])
     # AND the numbers line up under their headings, for a person reading at a glance
-    for name in ("WEIGHT", "REQUESTS", "5XX RATE", "P99"):
+    for name in ("WEIGHT", "REQUESTS", "5XX RATE", "P50", "P99"):
         end = column_end(header, name)
         assert all(line[end - 1] != " " and line[end : end + 1] in ("", " ") for line in lines)
-    assert all(line.index(line.split()[-5]) == header.index("TARGET") for line in lines)
+    assert all(line.index(line.split()[-6]) == header.index("TARGET") for line in lines)
 
 
 def test_status_of_an_unreachable_gateway_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
@@ -106,4 +106,4 @@ def test_targets_seen_only_in_the_metrics_are_listed_without_a_weight() -> None:
     # THEN it comes after the split's targets, with "-" for its weight
     assert [(row.target, row.weight) for row in found] == [("legacy", 100.0), ("static", None)]
     assert isinstance(found[1], Row)
-    assert table[2].split() == ["static", "-", "4", "100%", "9.9ms"]
+    assert table[2].split() == ["static", "-", "4", "100%", "-", "9.9ms"]

@@ -278,9 +278,12 @@ def test_watch_stops_at_once_on_a_finished_rollout(
     path = write_config(tmp_path, text)
     # WHEN the controller watches it
     code = gateway("rollout", path, "orders", "--metrics", "http://127.0.0.1:9", "--watch")
-    # THEN it prints the verdict and stops with exit 3, without reading any metrics
+    # THEN it prints the verdict (a time on each line, the steps under it) and stops with
+    # exit 3, without reading any metrics
     assert code == 3
-    assert capsys.readouterr().out == "orders: it failed\n"
+    verdict, steps = (line.split("  ", 1)[1] for line in capsys.readouterr().out.splitlines())
+    assert verdict == "orders: it failed"
+    assert steps.startswith("steps: 10% 50% 100% (rolled_back)")
 
 
 def test_watch_judges_until_the_rollout_finishes() -> None:

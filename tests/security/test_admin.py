@@ -35,6 +35,10 @@ ADMIN_PATHS = [
         "/_gateway/explain",
         "/_gateway/routes/",
     )
+] + [
+    pytest.param("/_gateway/", id="dashboard"),
+    pytest.param("/_gateway/dashboard.json", id="dashboard-json"),
+    pytest.param("/_gateway/recent", id="recent"),
 ]
 
 

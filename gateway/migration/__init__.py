@@ -1,0 +1,1 @@
+"""The migration: stages, guarded moves, the ledger, progress."""

@@ -1,0 +1,1 @@
+"""Tests of the migration: stages, guarded moves, the ledger."""

@@ -264,6 +264,7 @@ def test_function_runs_what_package_py_builds() -> None:
         "GATEWAY_CONFIG_TTL",
         "OTEL_SERVICE_NAME",
         "GATEWAY_REDIS_URL",  # only with SharedStateCache (AWS::NoValue otherwise)
+        "GATEWAY_SHADOW_SECRET",  # only with ShadowSecret (AWS::NoValue otherwise)
     }
 
 

@@ -707,8 +707,10 @@ def test_controller_may_edit_only_the_route_table_and_read_metrics(
     assert function["ReservedConcurrentExecutions"] == 1
     assert function["Events"]["EveryMinute"]["Properties"]["Schedule"] == "rate(1 minute)"
     assert function["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
-    # AND its role edits that one object or parameter, and reads metrics
-    assert set(grants) == {"WriteOwnLogs", "ReadGatewayMetrics", sid}
+    # AND its role edits that one object or parameter, appends to the migration ledger beside
+    # it, and reads metrics
+    ledger = sid.replace("EditRouteTableIn", "AppendMigrationLedgerIn")
+    assert set(grants) == {"WriteOwnLogs", "ReadGatewayMetrics", sid, ledger}
     assert (grants[sid]["Action"], grants[sid]["Resource"]) == (actions, resource)
     assert grants["ReadGatewayMetrics"]["Action"] == "cloudwatch:GetMetricData"
 

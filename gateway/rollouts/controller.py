@@ -28,8 +28,11 @@ from gateway.cli.credentials import add_admin_key
 from gateway.cli.diff import percent_text
 from gateway.cli.status import add_status_verb
 from gateway.config.model import GatewayConfig, RolloutSpec, RolloutState, Route
+from gateway.config.store import ConfigStore, store_for
+from gateway.config.stored import Stored
 from gateway.config.units import format_duration, parse_duration
 from gateway.errors import CommandError
+from gateway.rollouts.edit import Change, all_to, checked, edit_text, shift_to
 from gateway.rollouts.metrics import (
     MetricsSource,
     Window,
@@ -37,14 +40,6 @@ from gateway.rollouts.metrics import (
     metrics_source_for,
     percent,
 )
-from gateway.rollouts.rollout_edit import (
-    Plan,
-    all_to,
-    checked,
-    edit_route,
-    shift_to,
-)
-from gateway.rollouts.store import ConfigStore, Stored, store_for
 
 EXIT_OK, EXIT_ERROR, EXIT_ROLLED_BACK = 0, 1, 3
 Kind = Literal["started", "waiting", "advanced", "promoted", "rolled_back", "done"]
@@ -201,11 +196,12 @@ class _Edit:
     read: Stored
     route: str
 
-    def __call__(self, plan: Plan, state: RolloutState) -> None:
+    def __call__(self, change: Change, state: RolloutState) -> None:
         state = RolloutState(
             state.step, round(state.started_at, 3), state.status, state.verdict, state.snapshot
         )
-        text = edit_route(self.read.text, self.store.description, self.route, plan, state)
+        change = change.with_state(state)
+        text = edit_text(self.read.text, self.route, change, self.store.description)
         self.store.write(text, self.read)
 
 

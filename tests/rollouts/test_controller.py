@@ -27,11 +27,12 @@ from botocore.stub import Stubber
 from gateway.app import create_app
 from gateway.config.load import load_config, parse_config
 from gateway.config.model import CounterSnapshot, RolloutSpec, RolloutState
+from gateway.config.store import S3Store, SsmStore
+from gateway.config.stored import ConcurrentEdit
 from gateway.rollouts.controller import Kind, Outcome, add_rollout_verbs, judge, watch
+from gateway.rollouts.edit import all_to, edit_text, shift_to
 from gateway.rollouts.lambda_entry import RolloutFailed, handler
 from gateway.rollouts.metrics import CloudWatchSource, Window, delta, quantile
-from gateway.rollouts.rollout_edit import all_to, edit_route, shift_to
-from gateway.rollouts.store import ConcurrentEdit, S3Store, SsmStore
 from tests.support.servers import free_port, serve_in_thread, write_config
 from tests.test_infra import INFRA, RESOURCES, TEMPLATE, Stack
 
@@ -312,15 +313,15 @@ def test_state_round_trips_through_a_flow_style_rollout_with_crlf_line_ends() ->
     # GIVEN a table with a one-line rollout and Windows line ends
     snapshot = (CounterSnapshot("orders-v2", 3, 1, ((0.005, 2), (INF, 3))),)
     # WHEN the controller starts it, then rolls it back
-    started = edit_route(
+    started = edit_text(
         FLOW_CRLF,
-        "t",
         "orders",
-        shift_to("orders-v2", 25),
-        RolloutState(0, T0, "running", "go", snapshot),
+        shift_to("orders-v2", 25).with_state(RolloutState(0, T0, "running", "go", snapshot)),
     )
-    back = edit_route(
-        started, "t", "orders", all_to("legacy"), RolloutState(0, T0, "rolled_back", "no: 9% > 1%")
+    back = edit_text(
+        started,
+        "orders",
+        all_to("legacy").with_state(RolloutState(0, T0, "rolled_back", "no: 9% > 1%")),
     )
     # THEN each state reads back as written, the line ends and other lines stay as they were
     first = parse_config(started, "t").routes[0]

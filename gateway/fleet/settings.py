@@ -1,26 +1,23 @@
 """The `state:` block: where the fleet's shared protection state lives, and what to do without it.
 
 `parse_state` is pure: it returns the settings or the problems, each as (field, message), and
-the loader attaches the file and line. The duration parser below is a stand-in (this package
-may import no other gateway module); the re-layout folds it into config/units.
+the loader attaches the file and line. Durations are read by `gateway.config.units`.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, cast
 from urllib.parse import urlsplit
 
+from gateway.config.units import parse_duration
+
 OnUnavailable = Literal["local", "closed"]
 REDIS_URL_ENV = "GATEWAY_REDIS_URL"
 _KEYS = frozenset({"redis", "prefix", "timeout", "on_unavailable"})
 _SCHEMES = ("redis", "rediss")
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 Problem = tuple[str, str]
 
@@ -96,9 +93,7 @@ def _timeout(value: object, problems: list[Problem]) -> float:
 
 
 def _duration(value: object) -> float | None:
-    if isinstance(value, bool):
+    try:
+        return parse_duration(value)
+    except ValueError:
         return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    found = _DURATION_RE.match(value) if isinstance(value, str) else None
-    return float(found.group(1)) * _UNIT_SECONDS[found.group(2) or "s"] if found else None

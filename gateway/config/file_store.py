@@ -11,9 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway.config.bounds import excerpt, max_bytes
+from gateway.config.bounds import decode_capped, excerpt, max_bytes
 from gateway.config.model import ConfigError, ConfigProblem
-from gateway.config.stored import ConcurrentEdit, Stored, StoreError, Unreadable, decoded
+from gateway.config.stored import ConcurrentEdit, Stored, StoreError, Unreadable
 
 FILE_POLL_SECONDS = 1.0
 SETTLE_SECONDS = 0.5
@@ -75,7 +75,7 @@ class FileStore:
         try:
             with self._path.open("rb") as handle:
                 data = handle.read(max_bytes() + 1)
-            text = decoded(data, max_bytes())
+            text = decode_capped(data)
         except (OSError, UnicodeDecodeError) as exc:
             raise Unreadable(self.description, exc) from exc
         after = self._marker()

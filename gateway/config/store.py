@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 from typing import Any, Protocol
 
-from gateway.config.bounds import max_bytes
+from gateway.config.bounds import decode_capped, max_bytes
 from gateway.config.file_store import FileStore, seconds_from_env
 from gateway.config.load import parse_config
 from gateway.config.model import ConfigError, ConfigProblem, GatewayConfig
-from gateway.config.stored import ConcurrentEdit, Stored, StoreError, Unreadable, decoded
+from gateway.config.stored import ConcurrentEdit, Stored, StoreError, Unreadable
 
 REMOTE_TTL_SECONDS = 60.0
 
@@ -71,7 +71,7 @@ class S3Store:
 
         try:
             answer = self._s3().get_object(Bucket=self._bucket, Key=self._key)
-            text = decoded(answer["Body"].read(max_bytes() + 1), max_bytes())
+            text = decode_capped(answer["Body"].read(max_bytes() + 1))
         except (BotoCoreError, ClientError, UnicodeDecodeError) as exc:
             raise Unreadable(self.description, exc) from exc
         return Stored(text, str(answer.get("ETag")))

@@ -39,9 +39,3 @@ class Unreadable(StoreError, ConfigError):
         ConfigError.__init__(
             self, [ConfigProblem(description, 0, "source", f"cannot read: {reason}")]
         )
-
-
-def decoded(data: bytes, limit: int) -> str:
-    """DATA as UTF-8; past LIMIT bytes it is refused for its size later, never for a
-    character cut in two here."""
-    return data.decode("utf-8", "strict" if len(data) <= limit else "replace")

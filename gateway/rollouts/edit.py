@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ruamel.yaml.comments import CommentedMap
+
 from gateway.cli.diff import percent_text, run_diff
 from gateway.config.load import load_text
 from gateway.config.model import ConfigError, GatewayConfig, RolloutState, Route
@@ -54,10 +56,15 @@ class EditError(CommandError):
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """What an edit does to one route: a new split (by PLAN) and, if given, its rollout state."""
+    """What an edit does to one route: a new split (by PLAN; None keeps it), its rollout
+    state if given, and any other edit of the route's YAML node (NODE, for the next verbs),
+    with what that edit means (MEANS: the old route -> the new one) for the last guard; a
+    NODE edit without MEANS is refused unless it changes nothing the table means."""
 
-    plan: Plan
+    plan: Plan | None = None
     state: RolloutState | None = None
+    node: Callable[[CommentedMap], None] | None = None
+    means: Callable[[Route], Route] | None = None
 
     def with_state(self, state: RolloutState) -> Change:
         return dataclasses.replace(self, state=state)
@@ -158,20 +165,22 @@ def _edit(text: str, source: str, name: str, change: Change) -> EditResult:
     yaml = round_trip_yaml(text)
     document = yaml.load(text)
     node = next(spec for spec in document["routes"] if spec.get("name") == name)
-    new = change.plan(config, route)
+    new = change.plan(config, route) if change.plan else weights.as_weights(route.split)
     untouched = dump(yaml, document)
     write_split(node, weights.as_values(new), flow=prefers_flow(document))
     if change.state is not None:
         if "rollout" not in node:
             raise Refused("refused: the route has no rollout: block to record the state in")
         write_state(node["rollout"], change.state)
+    if change.node is not None:
+        change.node(node)
     edited = transplant(text, untouched, dump(yaml, document))
     after = weights.as_split(new)
     summary = _summary(name, route.split, after)
     if edited == text:
         return EditResult(source, name, route.split, after, summary, text, False)
     changed = _checked(edited, source, "refused: the edit would make the file invalid")
-    _check_only(config, changed, name, after, change.state)
+    _check_only(config, changed, name, after, change)
     return EditResult(source, name, route.split, after, summary, edited, True)
 
 
@@ -193,22 +202,26 @@ def _checked(text: str, source: str, why: str) -> GatewayConfig:
 
 
 def _check_only(
-    old: GatewayConfig, new: GatewayConfig, name: str, split: Split, state: RolloutState | None
+    old: GatewayConfig, new: GatewayConfig, name: str, split: Split, change: Change
 ) -> None:
     # A last guard on the text surgery: the result must mean the old table with one new split
-    # (and, for the controller, one new rollout state).
+    # (and, for the controller, one new rollout state; for a node edit, what it means).
+    state = change.state
+
     def expected(route: Route) -> Route:
         if route.name == name:
             rollout = route.rollout
             if state is not None and rollout is not None:
                 rollout = dataclasses.replace(rollout, state=state)
             route = dataclasses.replace(route, split=split, rollout=rollout)
+            route = change.means(route) if change.means is not None else route
         return dataclasses.replace(route, line=0)
 
     wanted = [expected(route) for route in old.routes]
     found = [dataclasses.replace(route, line=0) for route in new.routes]
     if found != wanted or dict(new.targets) != dict(old.targets):
         what = "the split" if state is None else "the split and its state"
+        what = "what the edit says it means" if change.means is not None else what
         raise Refused(f"refused: the edit would change more than {what} (please report this)")
 
 

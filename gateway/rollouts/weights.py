@@ -83,3 +83,8 @@ def as_values(weights: Weights) -> list[tuple[str, float]]:
     return [
         (name, share // SCALE if share % SCALE == 0 else share / SCALE) for name, share in weights
     ]
+
+
+def as_weights(split: Split) -> Weights:
+    """A split as it is, in thousandths (an edit that keeps the split)."""
+    return [(target, round(share * SCALE)) for target, share in split]

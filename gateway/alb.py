@@ -16,6 +16,7 @@ its client once).
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -23,6 +24,7 @@ from urllib.parse import unquote
 
 from gateway.alb_fields import (
     BrokenEvent,
+    ResponseTooLarge,
     body_bytes,
     header_list,
     kind,
@@ -274,3 +276,13 @@ def encode_body(body: bytes, headers: dict[str, list[str]]) -> tuple[str, bool]:
     if not body:
         return "", False
     return base64.b64encode(body).decode("ascii"), True
+
+
+def sized_answer(adapter: Adapter, status: int, headers: RawHeaders, body: bytes) -> dict[str, Any]:
+    """The adapter's answer, or ResponseTooLarge when its JSON is over the caller's limit
+    (the ALB's 1 MB, Lambda's 6 MB for HTTP API): never an answer the caller would drop."""
+    answer = adapter.answer(status, headers, body)
+    size = len(json.dumps(answer))
+    if size > adapter.limit:
+        raise ResponseTooLarge(f"the answer is {size} bytes of JSON, over {adapter.limit_name}")
+    return answer

@@ -162,11 +162,20 @@ def body_bytes(event: Mapping[str, Any]) -> bytes:
         raise BrokenEvent(f"body is {kind(body)}, not a string")
     if encoded:
         try:
-            # Whitespace (MIME line breaks) is fine; anything else outside base64 is not.
-            return base64.b64decode("".join(body.split()), validate=True)
-        except (binascii.Error, ValueError):
+            return base64_body(body)
+        except ValueError:
             raise BrokenEvent("body is marked isBase64Encoded but is not base64") from None
     return value_bytes_utf8(body)
+
+
+def base64_body(body: str) -> bytes:
+    """A body marked isBase64Encoded, either way (an event in, a target's answer back).
+
+    Whitespace (MIME line breaks) is fine; anything else outside base64 is a ValueError."""
+    try:
+        return base64.b64decode("".join(body.split()), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def value_bytes_utf8(body: str) -> bytes:

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 from gateway.admin import AdminGate, admin_router
 from gateway.asgi import Receive, Scope, Send
 from gateway.config.model import ConfigError, GatewayConfig
-from gateway.config.store import load_from, source_for, ttl_for
+from gateway.config.store import load_from, store_for, ttl_for
 from gateway.fleet.parity import RedisParityStore
 from gateway.parity.recorder import Recorder
 from gateway.protection.breaker import OnChange
@@ -97,7 +97,7 @@ def create_app(
     """
     source = None
     if config is None:
-        source = source_for(config_path or config_path_from_env())
+        source = store_for(config_path or config_path_from_env())
         config = load_from(source)
     telemetry = telemetry or Telemetry.from_env()
     on_change = breaker_reporter(telemetry)

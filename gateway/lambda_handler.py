@@ -15,13 +15,12 @@ a Lambda invocation error reaches the client as the ALB's own bare 502.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
 from mangum import Mangum
 
-from gateway.alb import Adapter, adapter_for
+from gateway.alb import Adapter, adapter_for, sized_answer
 from gateway.alb_fields import BrokenEvent, EventRefused, ResponseTooLarge
 from gateway.app import create_app, settle_gc
 from gateway.asgi import Message, Scope
@@ -69,12 +68,10 @@ def _serve(adapter: Adapter) -> dict[str, Any]:
     try:
         scope, body = adapter.request()
         status, headers, answer_body = _loop.run_until_complete(_run(scope, body, adapter))
-        answer = adapter.answer(status, headers, answer_body)
-        size = len(json.dumps(answer))
-        if size > adapter.limit:
-            raise ResponseTooLarge(
-                f"the answer is {size} bytes of JSON, over {adapter.limit_name}"
-            ).located(*_where(headers))
+        try:
+            answer = sized_answer(adapter, status, headers, answer_body)
+        except ResponseTooLarge as error:
+            raise error.located(*_where(headers)) from None
     except EventRefused as error:
         logger.info("event refused: %s", error.message)
         return _error(adapter, error)

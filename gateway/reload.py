@@ -21,7 +21,7 @@ from typing import Protocol
 
 from gateway.config.load import parse_config
 from gateway.config.model import ConfigError, GatewayConfig
-from gateway.config.store import ConfigSource
+from gateway.config.store import ConfigStore
 from gateway.protection.breaker import OnChange
 from gateway.runtime import Runtime, build_runtime
 
@@ -61,7 +61,7 @@ class Closeable(Protocol):
 
 @dataclass
 class Reloader:
-    source: ConfigSource
+    source: ConfigStore
     holder: RuntimeHolder
     ttl: float
     last_error: str | None = None

@@ -35,6 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "gateway.explaining",
         "gateway.alb",
         "gateway.alb_fields",
+        "gateway.alb_target",
     ),
     # the mechanisms, side by side (fleet: their shared state on Redis; parity: comparing answers)
     (

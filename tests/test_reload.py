@@ -16,7 +16,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.config.model import ConfigError
-from gateway.config.store import S3Source, SsmSource
+from gateway.config.store import S3Store, SsmStore
 from gateway.reload import Reloader, RuntimeHolder
 from gateway.runtime import build_runtime
 from tests.support.servers import free_port, serve_in_thread, serve_process, write_config
@@ -161,7 +161,7 @@ def test_sighup_reloads_at_once(tmp_path: Path, legacy_url: str, orders_v2_url: 
     assert target == "orders-v2"
 
 
-def reloader_for(source: S3Source | SsmSource) -> Reloader:
+def reloader_for(source: S3Store | SsmStore) -> Reloader:
     from gateway.config.store import load_from
 
     return Reloader(source, RuntimeHolder(build_runtime(load_from(source))), ttl=60)
@@ -176,7 +176,7 @@ def test_s3_config_swaps_when_valid_and_keeps_the_old_when_not(
     s3.put_object(
         Bucket="gateway-config", Key="routes.yaml", Body=split_table(legacy_url, orders_v2_url, 90)
     )
-    reloader = reloader_for(S3Source("s3://gateway-config/routes.yaml"))
+    reloader = reloader_for(S3Store("s3://gateway-config/routes.yaml"))
     first = reloader.holder.current.config.version
     # WHEN nothing changed, then a broken object, then a valid new one is read
     unchanged = reloader.check()
@@ -202,7 +202,7 @@ def test_ssm_config_swaps_when_valid_and_keeps_the_old_when_not(
     ssm = boto3.client("ssm")
     name = "/gateway/routes"
     ssm.put_parameter(Name=name, Value=split_table(legacy_url, orders_v2_url, 90), Type="String")
-    reloader = reloader_for(SsmSource(f"ssm:{name}"))
+    reloader = reloader_for(SsmStore(f"ssm:{name}"))
     # WHEN a new version with an unknown target arrives, then a valid one
     bad = split_table(legacy_url, orders_v2_url, 90).replace("orders-v2: 10", "orders-v3: 10")
     ssm.put_parameter(Name=name, Value=bad, Type="String", Overwrite=True)

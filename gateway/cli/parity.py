@@ -18,8 +18,10 @@ from urllib.parse import urlencode
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from gateway.cli.credentials import add_admin_key, admin_headers
+from gateway.config.file_store import write_atomically
 from gateway.config.load import load_text
 from gateway.config.model import ConfigError, GatewayConfig
+from gateway.config.stored import StoreError
 from gateway.parity.paths import path_problem
 from gateway.parity.report import render_text
 from gateway.rollouts.yaml_text import (
@@ -27,7 +29,6 @@ from gateway.rollouts.yaml_text import (
     dump,
     round_trip_yaml,
     transplant,
-    write_atomically,
 )
 
 PARITY_PATH = "/_gateway/parity"
@@ -83,7 +84,10 @@ def add_ignore(path: Path, route: str, field: str) -> str:
     ]
     if unplaced != wanted:
         raise Refused("refused: the edit would change more than compare.ignore (please report)")
-    write_atomically(path, original, edited.replace("\n", newline).encode("utf-8"))
+    try:
+        write_atomically(path, original, edited.replace("\n", newline).encode("utf-8"), str(path))
+    except StoreError as exc:
+        raise Refused(f"refused: {exc}") from exc
     return f"{route}: {field} added to shadow.compare.ignore"
 
 

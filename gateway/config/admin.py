@@ -12,7 +12,8 @@ from ruamel.yaml.comments import CommentedMap
 
 from gateway.config.check import Checker, key_line
 from gateway.config.model import DEFAULT_MAX_FAILURES, AdminSpec, AuthSpec, RateSpec
-from gateway.config.sections import _RATE, _RATE_UNITS, Reader, _api_keys, _jwt
+from gateway.config.sections import Reader, _api_keys, _jwt
+from gateway.config.units import rate_parts
 
 ADMIN_KEYS = ("api_keys", "jwt", "networks", "max_failures")
 
@@ -32,12 +33,14 @@ def max_failures(read: Reader) -> RateSpec | None:
         return DEFAULT_MAX_FAILURES
     if value is False or value == "off":
         return None
-    found = _RATE.match(str(value))
-    count = float(found.group(1)) if found else 0.0
-    if found is None or count < 1 or count != int(count):
+    try:
+        count, period = rate_parts(value)
+    except ValueError:
+        count, period = 0.0, 1
+    if count < 1 or count != int(count):
         read.fail("max_failures", f"{value!r}: a whole number per time, like 10/m, or off")
         return DEFAULT_MAX_FAILURES
-    return RateSpec(count / _RATE_UNITS[found.group(2)], int(count))
+    return RateSpec(count / period, int(count))
 
 
 def admin(document: CommentedMap, checker: Checker) -> AdminSpec | None:

@@ -113,3 +113,9 @@ def _children(node: object) -> list[object] | None:
     if isinstance(node, list | tuple | set):
         return list(node)
     return None
+
+
+def decode_capped(data: bytes) -> str:
+    """Bytes read up to `max_bytes() + 1` as UTF-8 text. Past the cap the text is refused
+    later for its size, never here for a character cut in two."""
+    return data.decode("utf-8", "strict" if len(data) <= max_bytes() else "replace")

@@ -61,8 +61,7 @@ def read_bounded(path: str) -> str:
     try:
         with Path(path).open("rb") as handle:
             data = handle.read(bounds.max_bytes() + 1)
-        # Past the cap the text is refused for its size, not for a character cut in two.
-        text = data.decode("utf-8", "strict" if len(data) <= bounds.max_bytes() else "replace")
+        text = bounds.decode_capped(data)
     except (OSError, UnicodeDecodeError) as exc:
         reason = bounds.excerpt(str(exc))
         raise ConfigError([ConfigProblem(path, 0, "file", f"cannot read: {reason}")]) from exc

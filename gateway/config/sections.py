@@ -35,7 +35,7 @@ from gateway.config.model import (
     RolloutState,
     base_dir,
 )
-from gateway.config.units import parse_duration
+from gateway.config.units import parse_duration, parse_rate, parse_share, parse_size
 
 P = TypeVar("P")
 
@@ -57,19 +57,6 @@ ROLLOUT_KEYS = (
 )  # fmt: skip
 STATE_KEYS = ("step", "started_at", "status", "verdict", "snapshot")
 SNAPSHOT_KEYS = ("requests", "errors", "buckets")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {
-    "b": 1,
-    "kb": 1000,
-    "mb": 10**6,
-    "gb": 10**9,
-    "kib": 1024,
-    "mib": 2**20,
-    "gib": 2**30,
-}
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
-_RATE_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
-_RATE_UNITS |= {"h": 3600, "hour": 3600}
 SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 scope-token
 HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -118,25 +105,20 @@ class Reader:
     def fraction(self, key: str, default: float) -> float:
         """A share written 50% or 0.5."""
         value = self.node.get(key, default)
-        text = str(value).strip()
         try:
-            number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-        except ValueError:
-            number = -1.0
-        if isinstance(value, bool) or not 0 <= number <= 1:
-            self.fail(key, f"{value!r} is not a share (write 50% or 0.5)")
+            return parse_share(value)
+        except ValueError as exc:
+            self.fail(key, str(exc))
             return default
-        return number
 
     def size(self, key: str, default: int | None) -> int | None:
         if key not in self.node:
             return default
-        value = self.node[key]
-        found = _SIZE.match(str(value)) if not isinstance(value, bool) else None
-        if found is None:
-            self.fail(key, f"{value!r} is not a size (write 10MB, 64KiB or bytes)")
+        try:
+            return parse_size(self.node[key])
+        except ValueError as exc:
+            self.fail(key, str(exc))
             return default
-        return int(float(found.group(1)) * _SIZE_UNITS[(found.group(2) or "b").lower()])
 
     def statuses(self, key: str) -> frozenset[int]:
         value = self.node.get(key, [])
@@ -264,13 +246,10 @@ def rate(spec: CommentedMap, where: str, checker: Checker) -> RateSpec | None:
             if key in spec:
                 read.fail(key, "goes with 'rate'")
         return None
-    found = _RATE.match(str(value))
-    if found is None:
-        read.fail("rate", f"{value!r} is not a rate (write 100/s, 600/m or 10000/h)")
-        return None
-    per_second = float(found.group(1)) / _RATE_UNITS[found.group(2)]
-    if not 0 < per_second < float("inf"):
-        read.fail("rate", f"{value!r}: a rate must be more than zero")
+    try:
+        per_second = parse_rate(value)
+    except ValueError as exc:
+        read.fail("rate", str(exc))
         return None
     burst = read.integer("burst", max(1, round(per_second)))
     found_key = key_source(spec.get("rate_key", "client"))

@@ -3,25 +3,23 @@
 `parse_state` is pure: it returns the settings or the problems, each as (field, message);
 `config/state_block.py` reads it for the loader, attaching the file and line. Without a
 `state:` block, GATEWAY_REDIS_URL alone turns fleet-wide state on with the defaults (the
-deployment passes the cache's endpoint that way, so routes.yaml need not know it).
+deployment passes the cache's endpoint that way, so routes.yaml need not know it). Durations
+are read by `gateway.config.units`.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
 from collections.abc import Mapping
 from typing import cast
 from urllib.parse import urlsplit
 
 from gateway.config.model import OnUnavailable, StateSettings
+from gateway.config.units import parse_duration
 
 REDIS_URL_ENV = "GATEWAY_REDIS_URL"
 _KEYS = frozenset({"redis", "prefix", "timeout", "on_unavailable"})
 _SCHEMES = ("redis", "rediss")
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 Problem = tuple[str, str]
 
@@ -88,9 +86,7 @@ def _timeout(value: object, problems: list[Problem]) -> float:
 
 
 def _duration(value: object) -> float | None:
-    if isinstance(value, bool):
+    try:
+        return parse_duration(value)
+    except ValueError:
         return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    found = _DURATION_RE.match(value) if isinstance(value, str) else None
-    return float(found.group(1)) * _UNIT_SECONDS[found.group(2) or "s"] if found else None

@@ -1,195 +1,186 @@
-"""Where the route table comes from: a file, an S3 object, or an SSM parameter.
+"""Where the route table lives: a file, an S3 object, or an SSM parameter; one store each.
 
-GATEWAY_CONFIG names it: a path, `s3://bucket/key`, or `ssm:/parameter/name`. Each source
-answers `read_if_changed()` cheaply when nothing changed (a stat, an ETag, a version), so
-it can be asked often. boto3 is imported only for the remote ones.
+GATEWAY_CONFIG names it: a path, `s3://bucket/key`, or `ssm:/parameter/name`. Every store
+answers the running gateway's `read_if_changed()` cheaply when nothing changed (a stat, an
+ETag, a version), so it can be asked often, and the commands' `read()` and `write(text, read)`:
+a write is refused with `ConcurrentEdit` when the stored table is no longer the version read,
+so an edit made by someone else in between is never overwritten. A file's bytes are compared
+just before the atomic rename and S3 writes carry `If-Match: ETAG`. SSM has no conditional
+write: its version is read again just before an overwriting put, which leaves a known race of
+one round trip in which another writer's put is lost. boto3 is imported only for S3 and SSM.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 import os
-import time
-from pathlib import Path
 from typing import Any, Protocol
 
-from gateway.config.bounds import excerpt, max_bytes
+from gateway.config.bounds import decode_capped, max_bytes
+from gateway.config.file_store import FileStore, seconds_from_env
 from gateway.config.load import parse_config
 from gateway.config.model import ConfigError, ConfigProblem, GatewayConfig
+from gateway.config.stored import ConcurrentEdit, Stored, StoreError, Unreadable
 
-FILE_POLL_SECONDS = 1.0
 REMOTE_TTL_SECONDS = 60.0
-SETTLE_SECONDS = 0.5
 
 
-class ConfigSource(Protocol):
+class ConfigStore(Protocol):
     description: str
     default_ttl: float
+
+    def read(self) -> Stored:
+        """The table as it is now, with its version; `Unreadable` when it cannot be read."""
+        ...
 
     def read_if_changed(self) -> str | None:
         """The text when it changed since the last read (or on the first read), else None."""
         ...
 
-
-class FileSource:
-    """A routes.yaml on disk, read only once it has stopped changing.
-
-    A file written in place (`cat > routes.yaml`, an editor, a config tool) can be read
-    half-written, and a prefix of a table is often a valid, smaller table. So a changed file
-    is read twice, `settle` seconds apart, and taken only when size, mtime and content agree;
-    otherwise it is left for the next poll. The first read (at start) is taken at once.
-    """
-
-    default_ttl = FILE_POLL_SECONDS
-
-    def __init__(self, path: str, settle: float | None = None) -> None:
-        self.description = path
-        self._path = Path(path)
-        self._settle = settle_for_env() if settle is None else settle
-        self._seen: tuple[int, int, int] | None = None
-
-    def read_if_changed(self) -> str | None:
-        marker = self._marker()
-        if marker == self._seen:
-            return None
-        first = self._snapshot()
-        if self._seen is not None and self._settle > 0:
-            time.sleep(self._settle)  # in the reloader's worker thread, never on the loop
-            if self._snapshot() != first:
-                return None  # still being written: the next poll looks again
-        self._seen = first[0]
-        return first[1]
-
-    def _marker(self) -> tuple[int, int, int]:
-        try:
-            stat = self._path.stat()
-        except OSError as exc:
-            raise _unreadable(self.description, exc) from exc
-        return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-
-    def _snapshot(self) -> tuple[tuple[int, int, int], str, str]:
-        """(stat marker, text, content hash), the marker taken before and checked after."""
-        before = self._marker()
-        try:
-            with self._path.open("rb") as handle:
-                data = handle.read(max_bytes() + 1)
-            # Past the cap the text is refused for its size, not for a character cut in two.
-            text = data.decode("utf-8", "strict" if len(data) <= max_bytes() else "replace")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise _unreadable(self.description, exc) from exc
-        after = self._marker()
-        digest = hashlib.sha256(data).hexdigest() if before == after else ""
-        return after, text, digest
+    def write(self, text: str, read: Stored) -> None:
+        """Replace the table read as READ by TEXT, or raise ConcurrentEdit."""
+        ...
 
 
-class S3Source:
+def _boto3_client(service: str) -> Any:
+    # cold start: boto3 only where AWS is used (s3:, ssm:, lambda:, CloudWatch)
+    import boto3
+
+    return boto3.session.Session().client(service)
+
+
+class S3Store:
     default_ttl = REMOTE_TTL_SECONDS
 
     def __init__(self, url: str, client: Any = None) -> None:
         self.description = url
         bucket, _, key = url.removeprefix("s3://").partition("/")
         if not bucket or not key:
-            raise ConfigError([ConfigProblem(url, 0, "GATEWAY_CONFIG", "write s3://bucket/key")])
+            raise Unreadable(url, f"{url!r}: write s3://bucket/key")
         self._bucket, self._key = bucket, key
         self._client = client
         self._etag: str | None = None
+
+    def _s3(self) -> Any:
+        if self._client is None:
+            self._client = _boto3_client("s3")
+        return self._client
+
+    def read(self) -> Stored:
+        # cold start: boto3 only where AWS is used (s3:, ssm:, lambda:, CloudWatch)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self._s3().get_object(Bucket=self._bucket, Key=self._key)
+            text = decode_capped(answer["Body"].read(max_bytes() + 1))
+        except (BotoCoreError, ClientError, UnicodeDecodeError) as exc:
+            raise Unreadable(self.description, exc) from exc
+        return Stored(text, str(answer.get("ETag")))
 
     def read_if_changed(self) -> str | None:
         # cold start: boto3 only where AWS is used (s3:, ssm:, lambda:, CloudWatch)
         from botocore.exceptions import BotoCoreError, ClientError
 
-        if self._client is None:
-            # cold start: boto3 only where AWS is used (s3:, ssm:, lambda:, CloudWatch)
-            import boto3
-
-            self._client = boto3.session.Session().client("s3")
         try:
-            head = self._client.head_object(Bucket=self._bucket, Key=self._key)
-            if head.get("ETag") == self._etag:
-                return None
-            answer = self._client.get_object(Bucket=self._bucket, Key=self._key)
-            data = answer["Body"].read(max_bytes() + 1)
-            text = data.decode("utf-8", "strict" if len(data) <= max_bytes() else "replace")
-        except (BotoCoreError, ClientError, UnicodeDecodeError) as exc:
-            raise _unreadable(self.description, exc) from exc
-        self._etag = answer.get("ETag")
-        return str(text)
+            head = self._s3().head_object(Bucket=self._bucket, Key=self._key)
+        except (BotoCoreError, ClientError) as exc:
+            raise Unreadable(self.description, exc) from exc
+        if head.get("ETag") == self._etag:
+            return None
+        stored = self.read()
+        self._etag = stored.version
+        return stored.text
+
+    def write(self, text: str, read: Stored) -> None:
+        # cold start: boto3 only where AWS is used (s3:, ssm:, lambda:, CloudWatch)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._s3().put_object(
+                Bucket=self._bucket,
+                Key=self._key,
+                Body=text.encode("utf-8"),
+                ContentType="application/yaml",
+                IfMatch=read.version,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                raise ConcurrentEdit(
+                    f"{self.description} changed since it was read (ETag {read.version}); "
+                    "nothing written, run again"
+                ) from exc
+            raise StoreError(f"cannot write {self.description}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"cannot write {self.description}: {exc}") from exc
 
 
-class SsmSource:
+class SsmStore:
     default_ttl = REMOTE_TTL_SECONDS
 
     def __init__(self, spec: str, client: Any = None) -> None:
         self.description = spec
         self._name = spec.removeprefix("ssm:")
         self._client = client
-        self._version: int | None = None
+        self._version: str | None = None
 
-    def read_if_changed(self) -> str | None:
+    def _ssm(self) -> Any:
+        if self._client is None:
+            self._client = _boto3_client("ssm")
+        return self._client
+
+    def read(self) -> Stored:
         # cold start: boto3 only where AWS is used (s3:, ssm:, lambda:, CloudWatch)
         from botocore.exceptions import BotoCoreError, ClientError
 
-        if self._client is None:
-            # cold start: boto3 only where AWS is used (s3:, ssm:, lambda:, CloudWatch)
-            import boto3
-
-            self._client = boto3.session.Session().client("ssm")
         try:
-            answer = self._client.get_parameter(Name=self._name, WithDecryption=True)
+            answer = self._ssm().get_parameter(Name=self._name, WithDecryption=True)
         except (BotoCoreError, ClientError) as exc:
-            raise _unreadable(self.description, exc) from exc
+            raise Unreadable(self.description, exc) from exc
         parameter = answer["Parameter"]
-        if parameter.get("Version") == self._version:
+        return Stored(str(parameter["Value"]), str(parameter.get("Version")))
+
+    def read_if_changed(self) -> str | None:
+        stored = self.read()
+        if stored.version == self._version:
             return None
-        self._version = parameter.get("Version")
-        return str(parameter["Value"])
+        self._version = stored.version
+        return stored.text
+
+    def write(self, text: str, read: Stored) -> None:
+        # cold start: boto3 only where AWS is used (s3:, ssm:, lambda:, CloudWatch)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        # The known race: SSM has no conditional put, so between this check and the put
+        # (one round trip) another writer's put can be overwritten. Kept small, not closed.
+        if self.read().version != read.version:
+            raise ConcurrentEdit(
+                f"{self.description} changed since it was read (version {read.version}); "
+                "nothing written, run again"
+            )
+        try:
+            self._ssm().put_parameter(Name=self._name, Value=text, Overwrite=True)
+        except (BotoCoreError, ClientError) as exc:
+            raise StoreError(f"cannot write {self.description}: {exc}") from exc
 
 
-def _unreadable(description: str, exc: BaseException) -> ConfigError:
-    reason = excerpt(str(exc))
-    return ConfigError([ConfigProblem(description, 0, "source", f"cannot read: {reason}")])
-
-
-def source_for(spec: str) -> ConfigSource:
+def store_for(spec: str) -> ConfigStore:
+    """A path, `s3://bucket/key` or `ssm:/parameter/name`, as GATEWAY_CONFIG takes them."""
     if spec.startswith("s3://"):
-        return S3Source(spec)
+        return S3Store(spec)
     if spec.startswith("ssm:"):
-        return SsmSource(spec)
-    return FileSource(spec)
+        return SsmStore(spec)
+    return FileStore(spec)
 
 
-def ttl_for(source: ConfigSource) -> float:
-    """GATEWAY_CONFIG_TTL seconds, else the source's own default (1 s files, 60 s remote)."""
+def ttl_for(store: ConfigStore) -> float:
+    """GATEWAY_CONFIG_TTL seconds, else the store's own default (1 s files, 60 s remote)."""
     if not os.environ.get("GATEWAY_CONFIG_TTL"):
-        return source.default_ttl
-    return max(_seconds_from_env("GATEWAY_CONFIG_TTL"), 0.1)
+        return store.default_ttl
+    return max(seconds_from_env("GATEWAY_CONFIG_TTL"), 0.1)
 
 
-def settle_for_env() -> float:
-    """GATEWAY_CONFIG_SETTLE seconds (default 0.5, at most 10): how long a changed file must
-    stay unchanged before it is loaded; 0 loads a change at once."""
-    if not os.environ.get("GATEWAY_CONFIG_SETTLE"):
-        return SETTLE_SECONDS
-    return min(_seconds_from_env("GATEWAY_CONFIG_SETTLE"), 10.0)
-
-
-def _seconds_from_env(name: str) -> float:
-    """A finite, non-negative number of seconds from `name`, or a ConfigError naming it."""
-    value = os.environ.get(name, "")
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds >= 0):
-        problem = f"{excerpt(value)!r} is not a number of seconds"
-        raise ConfigError([ConfigProblem(name, 0, "environment", problem)])
-    return seconds
-
-
-def load_from(source: ConfigSource) -> GatewayConfig:
+def load_from(store: ConfigStore) -> GatewayConfig:
     """The first read: the whole config or a ConfigError; nothing is served half-valid."""
-    text = source.read_if_changed()
+    text = store.read_if_changed()
     if text is None:
-        raise ConfigError([ConfigProblem(source.description, 0, "source", "nothing to read")])
-    return parse_config(text, source.description)
+        raise ConfigError([ConfigProblem(store.description, 0, "source", "nothing to read")])
+    return parse_config(text, store.description)

@@ -16,13 +16,13 @@ from gateway.cli.credentials import add_admin_key
 from gateway.config.load import load_text
 from gateway.config.model import STAGES, ConfigError, Route, Stage
 from gateway.config.stages import candidate_of, legacy_of
+from gateway.config.store import store_for
 from gateway.errors import CommandError
 from gateway.migration.entries import Move
 from gateway.migration.guards import Evidence, Verdict, guards_for, is_back, judge
 from gateway.migration.ledger import ledger_for
 from gateway.migration.record import find, record_move, stage_in
 from gateway.migration.reshape import Shape, reshaped
-from gateway.rollouts.store import store_for
 
 EXIT_MOVED, EXIT_ERROR, EXIT_REFUSED = 0, 1, 3
 

@@ -19,6 +19,7 @@ from typing import Any
 from gateway.cli.credentials import add_admin_key
 from gateway.config.model import STAGES, ConfigError, CounterSnapshot, GatewayConfig, Route
 from gateway.config.stages import legacy_of, stage_of
+from gateway.config.store import store_for
 from gateway.config.units import parse_duration
 from gateway.errors import CommandError
 from gateway.migration.ledger import ledger_for
@@ -27,7 +28,6 @@ from gateway.rollouts.metrics import (
     PrometheusSource,
     metrics_source_for,
 )
-from gateway.rollouts.store import store_for
 
 Requests = Mapping[tuple[str, str], float]  # (route, target) -> requests
 ON_LEGACY = ("legacy", "shadow")  # the legacy answers every request of these

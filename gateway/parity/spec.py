@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar, cast
 
+from gateway.config.units import parse_percent, parse_positive_duration, parse_size
 from gateway.parity.paths import path_problem
-from gateway.parity.units import parse_duration, parse_percent, parse_size
 
 Writes = Literal["never", "sandbox", "idempotency-key"]
 Problem = tuple[str, str]
@@ -106,8 +106,8 @@ def parse_shadow(raw: object) -> tuple[ShadowSpec | None, list[Problem]]:
     percent = get("percent", parse_percent, 1.0)
     methods = get("methods", _methods, SAFE_METHODS)
     writes: Writes = get("writes", _writes, "never")
-    max_body = get("max_body", parse_size, 1_000_000)
-    timeout = get("timeout", parse_duration, 5.0)
+    max_body = get("max_body", _size, 1_000_000)
+    timeout = get("timeout", parse_positive_duration, 5.0)
     compare = _compare(raw.get("compare", {}), problems)
     if problems or compare is None:
         return None, problems
@@ -128,7 +128,7 @@ def _compare(raw: object, problems: list[Problem]) -> CompareSpec | None:
         noise=get("noise", parse_percent, default.noise),
         relative_threshold=get("relative_threshold", parse_percent, default.relative_threshold),
         absolute_threshold=get("absolute_threshold", parse_percent, default.absolute_threshold),
-        window=get("window", parse_duration, default.window),
+        window=get("window", parse_positive_duration, default.window),
         min_compared=get("min_compared", _count, default.min_compared),
     )
 
@@ -192,3 +192,7 @@ def _count(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{value!r} is not a positive whole number")
     return value
+
+
+def _size(value: object) -> int:
+    return parse_size(value, least=1)

@@ -15,13 +15,13 @@ import sys
 
 from gateway.cli.diff import percent_text
 from gateway.config.model import RolloutSpec, RolloutState, Route
+from gateway.config.store import ConfigStore, store_for
 from gateway.config.units import format_duration
 from gateway.errors import CommandError
 from gateway.migration.entries import Move
 from gateway.migration.record import record_move
+from gateway.rollouts.edit import Change, all_to, checked, edit_text, shift_to
 from gateway.rollouts.metrics import latency, percent
-from gateway.rollouts.rollout_edit import Plan, all_to, checked, edit_route, shift_to
-from gateway.rollouts.store import ConfigStore, store_for
 
 ACTIONS = ("pause", "resume", "abort", "retry")
 ALLOWED = {
@@ -51,14 +51,14 @@ def steer(spec: str, name: str, action: str, by: str | None = None) -> str:
         raise ControlError(f"route {name!r}: cannot {action} a rollout that is {status} "
                            f"(only one that is {allowed})")  # fmt: skip
     plan, state, said = _planned(route, rollout, action)
-    text = edit_route(stored.text, store.description, name, plan, state)
+    text = edit_text(stored.text, name, plan.with_state(state), store.description)
     store.write(text, stored)
     after = checked(text, store.description)
     record_move(spec, before, after, Move(name, f"rollout-{action}", by, said))
     return f"{name}: {said}"
 
 
-def _planned(route: Route, rollout: RolloutSpec, action: str) -> tuple[Plan, RolloutState, str]:
+def _planned(route: Route, rollout: RolloutSpec, action: str) -> tuple[Change, RolloutState, str]:
     state = rollout.state
     keep = shift_to(rollout.target, dict(route.split).get(rollout.target, 0.0))
     step = f"step {state.step + 1}"

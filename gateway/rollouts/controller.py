@@ -28,11 +28,14 @@ from gateway.cli.credentials import add_admin_key
 from gateway.cli.diff import percent_text
 from gateway.cli.status import add_status_verb
 from gateway.config.model import GatewayConfig, RolloutSpec, RolloutState, Route
+from gateway.config.store import ConfigStore, store_for
+from gateway.config.stored import Stored
 from gateway.config.units import format_duration, parse_duration
 from gateway.errors import CommandError
 from gateway.migration.entries import Move
 from gateway.migration.record import record_move
 from gateway.rollouts.control import ACTIONS, run_control, steps_overview
+from gateway.rollouts.edit import Change, all_to, checked, edit_text, shift_to
 from gateway.rollouts.metrics import (
     MetricsSource,
     Window,
@@ -41,14 +44,6 @@ from gateway.rollouts.metrics import (
     percent,
 )
 from gateway.rollouts.parity_gate import gate, read_step_parity
-from gateway.rollouts.rollout_edit import (
-    Plan,
-    all_to,
-    checked,
-    edit_route,
-    shift_to,
-)
-from gateway.rollouts.store import ConfigStore, Stored, store_for
 
 EXIT_OK, EXIT_ERROR, EXIT_ROLLED_BACK = 0, 1, 3
 Kind = Literal[
@@ -212,7 +207,7 @@ class _Edit:
     read: Stored
     route: str
 
-    def __call__(self, plan: Plan, state: RolloutState) -> None:
+    def __call__(self, change: Change, state: RolloutState) -> None:
         state = RolloutState(
             # whole seconds: the state block says the time in ISO 8601 to the second
             state.step,
@@ -221,7 +216,8 @@ class _Edit:
             state.verdict,
             state.snapshot,
         )
-        text = edit_route(self.read.text, self.store.description, self.route, plan, state)
+        change = change.with_state(state)
+        text = edit_text(self.read.text, self.route, change, self.store.description)
         self.store.write(text, self.read)
         kind = "rollout-rollback" if state.status == "rolled_back" else "rollout-step"
         before = checked(self.read.text, self.store.description)

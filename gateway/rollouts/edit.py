@@ -1,11 +1,16 @@
-"""Edit a routes.yaml by command during a canary rollout: shift, promote, rollback.
+"""The one edit engine for routes.yaml: a route's split, and its rollout state, in place.
 
-An edit checks the file, computes the new split in thousandths of a percent, applies it to the
-ruamel.yaml round-trip tree, checks the result and writes it atomically. Only the lines of the
-edited split change: ruamel's rendering of the untouched tree is compared with its rendering of
-the edited one and only the lines that differ are carried over to the original text, so
-comments, quoting and layout elsewhere stay byte for byte even where ruamel would render them
-differently. On any problem the file is left as it was and `EditError` says why.
+`edit_text(text, route, change)` is the edit on text; `apply(location, route, change)` reads
+the table from its store (a file, S3 or SSM, `gateway.config.store`), edits it and writes it
+back, refused if the table changed in between. `shift`, `promote`, `rollback` and the rollout
+controller all go through them.
+
+An edit checks the table, computes the new split in thousandths of a percent, applies it (and
+the rollout state, when the change carries one) to the ruamel.yaml round-trip tree, and
+carries over to the original text only the lines ruamel renders differently
+(`yaml_text.transplant`): comments, quoting and layout elsewhere stay byte for byte. A last
+guard checks that the result means the old table with just that change. On any problem
+nothing is written and `EditError` says why.
 """
 
 from __future__ import annotations
@@ -13,45 +18,73 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 from ruamel.yaml.comments import CommentedMap
 
 from gateway.cli.diff import percent_text, run_diff
 from gateway.config.load import load_text
-from gateway.config.model import ConfigError, GatewayConfig, Route
+from gateway.config.model import ConfigError, GatewayConfig, RolloutState, Route
+from gateway.config.store import ConfigStore, store_for
+from gateway.config.stored import Unreadable
 from gateway.errors import CommandError
+from gateway.rollouts import weights
+from gateway.rollouts.state_block import write_state
+from gateway.rollouts.weights import Split, Weights
 from gateway.rollouts.yaml_text import (
     Refused,
     dump,
     prefers_flow,
     round_trip_yaml,
     transplant,
-    write_atomically,
     write_split,
 )
 
-Split = tuple[tuple[str, float], ...]
-Weights = list[tuple[str, int]]  # in thousandths of a percent
-Plan = Callable[[GatewayConfig, Route, CommentedMap], Weights]
-SCALE = 1000  # weights keep at most three decimals
-WHOLE = 100 * SCALE
-
-# Under the names gateway.rollouts.rollout_edit and gateway.rollouts.store reach for
-# through `edits.`.
+Plan = Callable[[GatewayConfig, Route], Weights]
 
 
 class EditError(CommandError):
-    """An edit was refused; the file is unchanged."""
+    """An edit was refused; the table is unchanged."""
 
     def __init__(self, path: str, route: str, reason: str) -> None:
         self.path, self.route, self.reason = path, route, reason
-        super().__init__(f"{path}: route {route!r}: {reason}")
+        super().__init__(f"{path}: route {route!r}: {reason}" if route else f"{path}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What an edit does to one route: a new split (by PLAN; None keeps it), its rollout
+    state if given, and any other edit of the route's YAML node (NODE, for the next verbs),
+    with what that edit means (MEANS: the old route -> the new one) for the last guard; a
+    NODE edit without MEANS is refused unless it changes nothing the table means."""
+
+    plan: Plan | None = None
+    state: RolloutState | None = None
+    node: Callable[[CommentedMap], None] | None = None
+    means: Callable[[Route], Route] | None = None
+
+    def with_state(self, state: RolloutState) -> Change:
+        return dataclasses.replace(self, state=state)
+
+
+def shift_to(target: str, percent: float) -> Change:
+    """TARGET to PERCENT of the route; the others keep their proportions (`gateway shift`)."""
+    return Change(lambda config, route: weights.shifted(config, route, target, percent))
+
+
+def all_to(target: str) -> Change:
+    """All of the route to TARGET, the others listed at 0 (`gateway promote`)."""
+    return Change(lambda config, route: weights.all_to(config, route, target))
+
+
+def to_baseline() -> Change:
+    """All of the route back to its `baseline:`, else its first target (`gateway rollback`)."""
+    return Change(
+        lambda config, route: weights.all_to(config, route, route.baseline or route.targets[0])
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,91 +94,94 @@ class EditResult:
     before: Split
     after: Split
     summary: str  # "orders: legacy 90% -> 75%, orders-v2 10% -> 25%"
+    text: str = ""  # the edited table (the same text when nothing changed)
+    changed: bool = False
 
     def __str__(self) -> str:
         return self.summary
 
 
 def shift(path: str | Path, route: str, target: str, percent: float) -> EditResult:
-    """Set TARGET to PERCENT of ROUTE; the other targets keep their proportions.
+    """Set TARGET to PERCENT of ROUTE in the table at PATH; the others keep their proportions.
 
     With one other target, it gets the rest. With several, all at 0%, there is no proportion
     to keep and the edit is refused: shift one of them instead.
     """
-    return _edit(path, route, lambda config, found, _: _shifted(config, found, target, percent))
+    return apply(path, route, shift_to(target, percent))
 
 
 def promote(path: str | Path, route: str, target: str) -> EditResult:
     """TARGET takes all of ROUTE; the others stay listed at 0 so a rollback is one edit."""
-    return _edit(path, route, lambda config, found, _: _all_to(config, found, target))
+    return apply(path, route, all_to(target))
 
 
 def rollback(path: str | Path, route: str) -> EditResult:
     """All of ROUTE back to its `baseline:` target, or else the first target of its split."""
-    return _edit(path, route, lambda config, found, node: _all_to(config, found, _baseline(node)))
+    return apply(path, route, to_baseline())
 
 
-def _shifted(config: GatewayConfig, route: Route, target: str, share: float) -> Weights:
-    _check_target(config, target)
-    wanted = _thousandths(share)
-    others = [(name, Fraction(repr(weight)) * SCALE) for name, weight in route.split]
-    others = [(name, weight) for name, weight in others if name != target]
-    rest = WHOLE - wanted
-    total = sum((weight for _, weight in others), Fraction(0))
-    if rest and not others:
-        raise Refused(f"{target} is its only target; shift another target in instead")
-    if rest and len(others) > 1 and not total:
-        names = ", ".join(name for name, _ in others)
-        raise Refused(f"{names} all have 0%, so there is no proportion to keep: shift one of them")
-    if len(others) == 1:
-        shares = {others[0][0]: rest}
-    else:
-        shares = _apportion({name: weight * rest / (total or 1) for name, weight in others}, rest)
-    return [(name, wanted if name == target else shares[name]) for name in _names(route, target)]
+def apply(
+    location: str | Path, route: str, change: Change, store: ConfigStore | None = None
+) -> EditResult:
+    """Edit ROUTE of the table at LOCATION (a path, s3://bucket/key or ssm:/name) and write it
+    back; `ConcurrentEdit` (a `StoreError`) when it changed since it was read."""
+    store = store or store_for(str(location))
+    try:
+        stored = store.read()
+    except Unreadable as exc:
+        raise EditError(store.description, route, exc.problems[0].message) from exc
+    result = edit(stored.text, route, change, store.description)
+    if result.changed:
+        store.write(result.text, stored)
+    return result
 
 
-def _all_to(config: GatewayConfig, route: Route, target: str) -> Weights:
-    _check_target(config, target)
-    return [(name, WHOLE if name == target else 0) for name in _names(route, target)]
+def edit_text(text: str, route: str, change: Change, source: str = "routes.yaml") -> str:
+    """TEXT with ROUTE edited by CHANGE; `EditError` when it cannot be."""
+    return edit(text, route, change, source).text
 
 
-def _names(route: Route, target: str) -> list[str]:
-    return [*route.targets, *([] if target in route.targets else [target])]
+def edit(text: str, route: str, change: Change, source: str = "routes.yaml") -> EditResult:
+    """The edit of ROUTE in TEXT (read from SOURCE), with what changed."""
+    newline = "\r\n" if "\r\n" in text else "\n"
+    try:
+        result = _edit(text.replace("\r\n", "\n"), source, route, change)
+    except Refused as exc:
+        raise EditError(source, route, str(exc)) from exc
+    return dataclasses.replace(result, text=result.text.replace("\n", newline))
 
 
-def _baseline(node: CommentedMap) -> str:
-    baseline = node.get("baseline")
-    if baseline is None:
-        first = node["split"] if "split" in node else {node["target"]: 100}
-        return str(next(iter(first)))
-    if not isinstance(baseline, str):
-        raise Refused(f"baseline {baseline!r} is not a target name")
-    return baseline
+def checked(text: str, source: str) -> GatewayConfig:
+    """The table in TEXT, or `EditError` saying why it cannot be edited."""
+    try:
+        return _checked(text, source, "the route table is not valid as it is")
+    except Refused as exc:
+        raise EditError(source, "", str(exc)) from exc
 
 
-def _thousandths(share: float) -> int:
-    if not math.isfinite(share) or not 0 <= share <= 100:
-        raise Refused(f"{share:g}% is not a percentage 0..100")
-    exact = Fraction(repr(share)) * SCALE
-    if exact.denominator != 1:
-        raise Refused(f"{share:g}%: at most three decimals")
-    return int(exact)
-
-
-def _apportion(exact: dict[str, Fraction], total: int) -> dict[str, int]:
-    """Whole thousandths summing to `total`: the largest remainders round up."""
-    shares = {name: math.floor(value) for name, value in exact.items()}
-    by_remainder = sorted(exact, key=lambda name: exact[name] - shares[name], reverse=True)
-    for name in by_remainder[: total - sum(shares.values())]:
-        shares[name] += 1
-    return shares
-
-
-def _check_target(config: GatewayConfig, target: str) -> None:
-    if target not in config.targets:
-        guess = difflib.get_close_matches(target, list(config.targets), n=1)
-        hint = f" (did you mean {guess[0]!r}?)" if guess else ""
-        raise Refused(f"unknown target {target!r}{hint}; declared: {', '.join(config.targets)}")
+def _edit(text: str, source: str, name: str, change: Change) -> EditResult:
+    config = _checked(text, source, "refused: the file is not a valid route table as it is")
+    route = _find_route(config, name)
+    yaml = round_trip_yaml(text)
+    document = yaml.load(text)
+    node = next(spec for spec in document["routes"] if spec.get("name") == name)
+    new = change.plan(config, route) if change.plan else weights.as_weights(route.split)
+    untouched = dump(yaml, document)
+    write_split(node, weights.as_values(new), flow=prefers_flow(document))
+    if change.state is not None:
+        if "rollout" not in node:
+            raise Refused("refused: the route has no rollout: block to record the state in")
+        write_state(node["rollout"], change.state)
+    if change.node is not None:
+        change.node(node)
+    edited = transplant(text, untouched, dump(yaml, document))
+    after = weights.as_split(new)
+    summary = _summary(name, route.split, after)
+    if edited == text:
+        return EditResult(source, name, route.split, after, summary, text, False)
+    changed = _checked(edited, source, "refused: the edit would make the file invalid")
+    _check_only(config, changed, name, after, change)
+    return EditResult(source, name, route.split, after, summary, edited, True)
 
 
 def _find_route(config: GatewayConfig, name: str) -> Route:
@@ -158,45 +194,6 @@ def _find_route(config: GatewayConfig, name: str) -> Route:
     raise Refused(f"no such route{hint}; routes: {', '.join(names)}")
 
 
-def _edit(path: str | Path, route: str, plan: Plan) -> EditResult:
-    try:
-        return _apply(Path(path), route, plan)
-    except Refused as exc:
-        raise EditError(str(path), route, str(exc)) from exc
-
-
-def _apply(path: Path, name: str, plan: Plan) -> EditResult:
-    original, text, newline = _read(path)
-    config = _checked(text, str(path), "refused: the file is not a valid route table as it is")
-    route = _find_route(config, name)
-    yaml = round_trip_yaml(text)
-    document = yaml.load(text)
-    node = next(spec for spec in document["routes"] if spec.get("name") == name)
-    weights = plan(config, route, node)
-    untouched = dump(yaml, document)
-    _write_split(node, weights, flow=prefers_flow(document))
-    edited = transplant(text, untouched, dump(yaml, document))
-    after = tuple((target, share / SCALE) for target, share in weights)
-    result = EditResult(str(path), name, route.split, after, _summary(name, route.split, after))
-    if edited != text:
-        changed = _checked(edited, str(path), "refused: the edit would make the file invalid")
-        _check_only_split_changed(config, changed, name, after)
-        write_atomically(path, original, edited.replace("\n", newline).encode("utf-8"))
-    return result
-
-
-def _read(path: Path) -> tuple[bytes, str, str]:
-    """The file's bytes, its text with '\\n' line ends, and the line end it uses."""
-    try:
-        data = path.read_bytes()
-        text = data.decode("utf-8")
-        return data, text.replace("\r\n", "\n"), "\r\n" if "\r\n" in text else "\n"
-    except OSError as exc:
-        raise Refused(f"cannot read the file: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise Refused(f"the file is not UTF-8 text: {exc}") from exc
-
-
 def _checked(text: str, source: str, why: str) -> GatewayConfig:
     try:
         return load_text(text, source)
@@ -204,18 +201,28 @@ def _checked(text: str, source: str, why: str) -> GatewayConfig:
         raise Refused(f"{why}\n{exc}") from exc
 
 
-def _check_only_split_changed(
-    old: GatewayConfig, new: GatewayConfig, name: str, split: Split
+def _check_only(
+    old: GatewayConfig, new: GatewayConfig, name: str, split: Split, change: Change
 ) -> None:
-    # A last guard on the text surgery: the result must mean the old table with one new split.
-    def unplaced(route: Route) -> Route:
+    # A last guard on the text surgery: the result must mean the old table with one new split
+    # (and, for the controller, one new rollout state; for a node edit, what it means).
+    state = change.state
+
+    def expected(route: Route) -> Route:
+        if route.name == name:
+            rollout = route.rollout
+            if state is not None and rollout is not None:
+                rollout = dataclasses.replace(rollout, state=state)
+            route = dataclasses.replace(route, split=split, rollout=rollout)
+            route = change.means(route) if change.means is not None else route
         return dataclasses.replace(route, line=0)
 
-    expected = [
-        unplaced(dataclasses.replace(r, split=split) if r.name == name else r) for r in old.routes
-    ]
-    if [unplaced(r) for r in new.routes] != expected or dict(new.targets) != dict(old.targets):
-        raise Refused("refused: the edit would change more than the split (please report this)")
+    wanted = [expected(route) for route in old.routes]
+    found = [dataclasses.replace(route, line=0) for route in new.routes]
+    if found != wanted or dict(new.targets) != dict(old.targets):
+        what = "the split" if state is None else "the split and its state"
+        what = "what the edit says it means" if change.means is not None else what
+        raise Refused(f"refused: the edit would change more than {what} (please report this)")
 
 
 def _summary(route: str, before: Split, after: Split) -> str:
@@ -228,13 +235,6 @@ def _summary(route: str, before: Split, after: Split) -> str:
     if changes:
         return f"{route}: {', '.join(changes)}"
     return f"{route}: no change ({', '.join(f'{n} {percent_text(w)}' for n, w in after)})"
-
-
-def _write_split(node: CommentedMap, weights: Weights, *, flow: bool) -> None:
-    values = [
-        (name, share // SCALE if share % SCALE == 0 else share / SCALE) for name, share in weights
-    ]
-    write_split(node, values, flow=flow)
 
 
 def parse_assignment(text: str) -> tuple[str, float]:
@@ -268,7 +268,7 @@ def run_rollback(args: argparse.Namespace) -> int:
 def _report(edit: Callable[[], EditResult]) -> int:
     try:
         result = edit()
-    except EditError as exc:
+    except CommandError as exc:
         print(exc, file=sys.stderr)
         return 1
     print(result.summary)

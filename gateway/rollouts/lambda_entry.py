@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from gateway.config.store import store_for
 from gateway.errors import CommandError
 from gateway.rollouts.controller import Outcome, run_once, running_rollouts
 from gateway.rollouts.metrics import metrics_source_for
-from gateway.rollouts.store import store_for
 from gateway.telemetry.access_log import EMF_NAMESPACE_ENV
 
 

@@ -3,19 +3,15 @@
 The round trip loads the text, the caller edits the tree, and `transplant` carries over to the
 original text only the lines where ruamel's rendering of the edited tree differs from its
 rendering of the untouched one: comments, quoting and layout elsewhere stay byte for byte even
-where ruamel would render them differently. `write_atomically` puts the result in place.
+where ruamel would render them differently. The store (`gateway.config.store`)
+puts the result in place.
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import io
-import os
 import re
-import stat
-import tempfile
-from pathlib import Path
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
@@ -28,10 +24,6 @@ _OPENER = re.compile(r"(?P<dash>(?:- +)*)[^\s#].*?:[ \t]*(?:#.*)?")
 
 class Refused(CommandError):
     """A reason to refuse an edit; the caller adds the file and route."""
-
-
-class FileChanged(Refused):
-    """The file changed between its read and the write: nothing was written."""
 
 
 def round_trip_yaml(text: str) -> YAML:
@@ -181,38 +173,3 @@ def _span(where: dict[int, int], start: int, stop: int) -> tuple[int, int]:
     if first is not None and all(where.get(start + i) == first + i for i in range(stop - start)):
         return first, first + stop - start
     raise Refused("refused: the edit cannot be made without reformatting other lines")
-
-
-def write_atomically(path: Path, expected: bytes, data: bytes) -> None:
-    """A temp file in the same directory, fsync, rename over the original (through a symlink)."""
-    real = path.resolve()
-    try:
-        mode = stat.S_IMODE(real.stat().st_mode)
-        handle, name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
-    except OSError as exc:
-        raise Refused(f"cannot write next to the file: {exc}") from exc
-    temp = Path(name)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        temp.chmod(mode)
-        if real.read_bytes() != expected:
-            raise FileChanged("the file changed while it was being edited; run the command again")
-        temp.replace(real)
-    except OSError as exc:
-        raise Refused(f"cannot write the file: {exc}") from exc
-    finally:
-        temp.unlink(missing_ok=True)
-    _sync_directory(real.parent)
-
-
-def _sync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; best effort, as not every platform allows it.
-    with contextlib.suppress(OSError):
-        handle = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)

@@ -36,10 +36,25 @@ class AlbRootIdGenerator(RandomIdGenerator):
         return forced if forced is not None else super().generate_trace_id()
 
 
+class HashedResource(Resource):
+    """A Resource hashed once: the OTLP encoder groups every exported span by its resource,
+    and the SDK's hash serializes the attributes to JSON each time (profiled: a tenth of
+    the export thread). A resource never changes once built, so its hash cannot either."""
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(dict(resource.attributes), resource.schema_url)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return super().__eq__(other)
+
+
 def build_provider(service: str, names: list[str]) -> TracerProvider:
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": service}), id_generator=AlbRootIdGenerator()
-    )
+    resource = HashedResource(Resource.create({"service.name": service}))
+    provider = TracerProvider(resource=resource, id_generator=AlbRootIdGenerator())
     for name in names:
         provider.add_span_processor(BatchSpanProcessor(_exporter(name)))
     return provider

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
+from gateway.alb_target import target_answer, target_event
 from gateway.config.model import LambdaTarget
 from gateway.errors import (
     ConnectFailed,
@@ -27,7 +28,6 @@ from gateway.errors import (
 )
 from gateway.headers import response_headers
 from gateway.upstreams.base import Body, UpstreamRequest, UpstreamResponse
-from gateway.upstreams.lambda_payloads import alb_event, parse_answer
 
 # Lambda's synchronous invoke payload limit (request and response), in bytes.
 PAYLOAD_LIMIT = 6 * 1024 * 1024
@@ -73,14 +73,15 @@ class LambdaUpstream:
 
     async def forward(self, request: UpstreamRequest) -> UpstreamResponse:
         body = await _read_limited(request.body, self.name)
-        payload = json.dumps(alb_event(request, body)).encode()
+        event = target_event(request.method, request.path, request.query, request.headers, body)
+        payload = json.dumps(event).encode()
         if len(payload) > PAYLOAD_LIMIT:
             raise PayloadTooLarge(
                 f"request of {len(body)} bytes is over Lambda's 6 MB payload limit",
                 target=self.name,
             )
         answer = await self._invoke(payload)
-        status, headers, content = parse_answer(answer, self._function, self.name)
+        status, headers, content = target_answer(answer, self._function, self.name)
         headers = response_headers(headers)
         headers = [(k, v) for k, v in headers if k != b"content-length"]
         headers.append((b"content-length", str(len(content)).encode()))

@@ -15,10 +15,10 @@ from gateway.app import create_app
 from gateway.cli.main import main
 from gateway.config.load import load_config
 from gateway.config.model import Route
+from gateway.config.store import store_for
 from gateway.migration.ledger import LEDGER_NAME, FileLedger
 from gateway.rollouts.control import steps_overview
 from gateway.rollouts.controller import Outcome, watch
-from gateway.rollouts.store import store_for
 from tests.support.servers import serve_in_thread, write_config
 
 T0 = 1_700_000_040.0

@@ -28,10 +28,10 @@ from gateway.app import create_app
 from gateway.config.load import load_config, parse_config
 from gateway.config.model import CounterSnapshot, RolloutSpec, RolloutState
 from gateway.rollouts.controller import Kind, Outcome, add_rollout_verbs, judge, watch
+from gateway.rollouts.edit import all_to, edit_text, shift_to
 from gateway.rollouts.lambda_entry import RolloutFailed, handler
 from gateway.rollouts.metrics import CloudWatchSource, Window, delta, quantile
-from gateway.rollouts.rollout_edit import all_to, edit_route, shift_to
-from gateway.rollouts.store import ConcurrentEdit, S3Store, SsmStore
+from tests.support.aws import remote_table, remote_text
 from tests.support.servers import free_port, serve_in_thread, write_config
 from tests.test_infra import INFRA, RESOURCES, TEMPLATE, Stack
 
@@ -315,15 +315,15 @@ def test_state_round_trips_through_a_flow_style_rollout_with_crlf_line_ends() ->
     # GIVEN a table with a one-line rollout and Windows line ends
     snapshot = (CounterSnapshot("orders-v2", 3, 1, ((0.005, 2), (INF, 3))),)
     # WHEN the controller starts it, then rolls it back
-    started = edit_route(
+    started = edit_text(
         FLOW_CRLF,
-        "t",
         "orders",
-        shift_to("orders-v2", 25),
-        RolloutState(0, T0, "running", "go", snapshot),
+        shift_to("orders-v2", 25).with_state(RolloutState(0, T0, "running", "go", snapshot)),
     )
-    back = edit_route(
-        started, "t", "orders", all_to("legacy"), RolloutState(0, T0, "rolled_back", "no: 9% > 1%")
+    back = edit_text(
+        started,
+        "orders",
+        all_to("legacy").with_state(RolloutState(0, T0, "rolled_back", "no: 9% > 1%")),
     )
     # THEN each state reads back as written, the line ends and other lines stay as they were
     first = parse_config(started, "t").routes[0]
@@ -517,24 +517,6 @@ def test_cloudwatch_p99_is_the_latency_percentile_of_the_window_in_seconds() -> 
     assert windows == {"orders-v2": Window(240, 3, 0.25)}
 
 
-def remote_table(kind: str, name: str, text: str) -> str:
-    """Put TEXT in bucket NAME (key routes.yaml) or in parameter /NAME/routes."""
-    if kind == "s3":
-        boto3.client("s3").create_bucket(Bucket=name)
-        boto3.client("s3").put_object(Bucket=name, Key="routes.yaml", Body=text)
-        return f"s3://{name}/routes.yaml"
-    boto3.client("ssm").put_parameter(Name=f"/{name}/routes", Value=text, Type="String")
-    return f"ssm:/{name}/routes"
-
-
-def remote_text(spec: str) -> str:
-    if spec.startswith("s3://"):
-        bucket, _, key = spec.removeprefix("s3://").partition("/")
-        return str(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode())
-    parameter = boto3.client("ssm").get_parameter(Name=spec.removeprefix("ssm:"))["Parameter"]
-    return str(parameter["Value"])
-
-
 def remote_state(spec: str) -> tuple[RolloutState, dict[str, float]]:
     text = remote_text(spec)
     route = parse_config(text, spec).routes[0]
@@ -579,25 +561,6 @@ def test_scheduled_controller_writes_its_state_back_and_a_fresh_one_resumes_ther
     assert str(advanced).startswith("{'judged': [{'route': 'orders', 'outcome': 'advanced'")
     assert (second[0].step, second[0].started_at, second[1]["orders-v2"]) == (1, t0 + 150, 50)
     assert "waiting at step 2 (50%): 0 of 20 requests" in str(after)
-
-
-@pytest.mark.parametrize("kind", ["s3", "ssm"], ids=["s3", "ssm"])
-def test_a_table_changed_since_it_was_read_is_not_overwritten(aws: str, kind: str) -> None:
-    # GIVEN the controller has read the table
-    text = ROUTES.format(legacy="http://10.0.0.1", canary="http://10.0.0.2")
-    spec = remote_table(kind, f"concurrent-{kind}", text)
-    store = S3Store(spec) if kind == "s3" else SsmStore(spec)
-    read = store.read()
-    # WHEN someone else writes it before the controller does
-    other = text.replace("# Everything else", "# A colleague's edit. Everything else")
-    if kind == "s3":
-        boto3.client("s3").put_object(Bucket=f"concurrent-{kind}", Key="routes.yaml", Body=other)
-    else:
-        boto3.client("ssm").put_parameter(Name=spec[4:], Value=other, Overwrite=True)
-    # THEN the controller's write is refused, and the colleague's edit stands
-    with pytest.raises(ConcurrentEdit, match="changed since it was read"):
-        store.write(text.replace("orders-v2: 0", "orders-v2: 0 "), read)
-    assert store.read().text == other
 
 
 def test_a_route_that_cannot_be_judged_fails_the_invocation_after_the_others(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import os
 import stat
@@ -11,10 +12,20 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from ruamel.yaml.comments import CommentedMap
 
 from gateway.cli.diff import diff
-from gateway.config.load import parse_config
-from gateway.rollouts.edit import EditError, EditResult, add_edit_verbs, promote, rollback, shift
+from gateway.config.load import load_config, parse_config
+from gateway.rollouts.edit import (
+    Change,
+    EditError,
+    EditResult,
+    add_edit_verbs,
+    apply,
+    promote,
+    rollback,
+    shift,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTES_TEXT = (ROOT / "routes.yaml").read_text(encoding="utf-8")
@@ -571,3 +582,30 @@ def test_diff_verb_refuses_an_invalid_file(
     # THEN it exits 1 with the problem
     assert code == 1
     assert "weights sum to 110, not 100" in capsys.readouterr().err
+
+
+def test_a_node_edit_is_written_when_it_means_what_it_says(tmp_path: Path) -> None:
+    # GIVEN the route table, and an edit of a route's node beyond its split (as the next
+    # verbs make): `baseline: orders-v2` added to the orders route
+    path = write(tmp_path, ROUTES_TEXT)
+
+    def add_baseline(node: CommentedMap) -> None:
+        node["baseline"] = "orders-v2"
+
+    # WHEN it is applied without saying what it means, then saying it
+    with pytest.raises(EditError) as refused:
+        apply(path, "orders", Change(node=add_baseline))
+    untouched = path.read_text(encoding="utf-8")
+    means = Change(node=add_baseline, means=lambda r: dataclasses.replace(r, baseline="orders-v2"))
+    result = apply(path, "orders", means)
+    # THEN the unexplained edit is refused, the explained one written with every other line
+    # kept, and the split left as it was
+    assert "would change more than what the edit says it means" not in str(refused.value)
+    assert "would change more than the split" in str(refused.value)
+    assert untouched == ROUTES_TEXT
+    assert result.changed and result.before == result.after
+    edited = path.read_text(encoding="utf-8")
+    assert load_config(str(path)).routes[0].baseline == "orders-v2"
+    assert [line for line in edited.splitlines() if line not in ROUTES_TEXT.splitlines()] == [
+        "    baseline: orders-v2"
+    ]

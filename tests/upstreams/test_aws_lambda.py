@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.alb_target import TARGET_GROUP_ARN
 from gateway.app import create_app
 from gateway.upstreams import aws_lambda
-from gateway.upstreams.lambda_payloads import TARGET_GROUP_ARN
 from tests.support.gateways import GatewayFactory
 from tests.support.invoke_stub import InvokeStub, fake_aws, running_stub
 from tests.support.servers import free_port, serve_in_thread, write_config

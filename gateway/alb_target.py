@@ -1,19 +1,20 @@
-"""The ALB wire shape between the gateway and a Lambda target: event out, answer back.
+"""The ALB wire shape the other way: the event a Lambda *target* receives, and its answer.
 
-Pure: no boto3 and no I/O, so the exact event a function receives is easy to test.
+The gateway invokes a Lambda target with the event an ALB would send it, and reads the
+answer an ALB would read; the text-or-base64 rule for bodies is `gateway.alb`'s, both ways.
+Pure: no boto3, no I/O, no upstream types, so the exact event a function receives is easy
+to test.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.alb import TEXT_TYPES
+from gateway.alb import encode_body
+from gateway.alb_fields import base64_body
 from gateway.errors import UpstreamUnavailable
 from gateway.headers import RawHeaders
-from gateway.upstreams.base import UpstreamRequest
 
 TARGET_GROUP_ARN = "arn:aws:elasticloadbalancing:local:000000000000:targetgroup/gateway/0"
 
@@ -43,31 +44,27 @@ def _headers_map(headers: RawHeaders) -> dict[str, list[str]]:
     return grouped
 
 
-def alb_event(request: UpstreamRequest, body: bytes) -> dict[str, Any]:
-    headers = _headers_map(request.headers)
-    if "host" not in headers and "x-forwarded-host" in headers:
+def target_event(
+    method: str, path: bytes, query: bytes, headers: RawHeaders, body: bytes
+) -> dict[str, Any]:
+    """The multi-value ALB event for a request forwarded to a Lambda target."""
+    grouped = _headers_map(headers)
+    if "host" not in grouped and "x-forwarded-host" in grouped:
         # An ALB passes the client's Host on; the proxy moved it to X-Forwarded-Host.
-        headers["host"] = headers["x-forwarded-host"][-1:]
-    content_type = (headers.get("content-type") or [""])[-1]
-    is_text = content_type.startswith(TEXT_TYPES) and "content-encoding" not in headers
-    text: str | None = None
-    if is_text:
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
+        grouped["host"] = grouped["x-forwarded-host"][-1:]
+    text, is_base64 = encode_body(body, grouped)
     return {
         "requestContext": {"elb": {"targetGroupArn": TARGET_GROUP_ARN}},
-        "httpMethod": request.method,
-        "path": _text(request.path),
-        "multiValueQueryStringParameters": _query_pairs(request.query),
-        "multiValueHeaders": headers,
-        "body": text if text is not None else base64.b64encode(body).decode("ascii"),
-        "isBase64Encoded": text is None and bool(body),
+        "httpMethod": method,
+        "path": _text(path),
+        "multiValueQueryStringParameters": _query_pairs(query),
+        "multiValueHeaders": grouped,
+        "body": text,
+        "isBase64Encoded": is_base64,
     }
 
 
-def parse_answer(
+def target_answer(
     answer: Mapping[str, Any], function: str, target: str
 ) -> tuple[int, RawHeaders, bytes]:
     """An ALB-shaped answer -> (status, raw headers, body); anything else is a 502."""
@@ -92,9 +89,8 @@ def parse_answer(
     if not answer.get("isBase64Encoded"):
         return status, headers, body.encode("utf-8")
     try:
-        # Whitespace (MIME line breaks) is fine; anything else outside base64 is not.
-        return status, headers, base64.b64decode("".join(body.split()), validate=True)
-    except binascii.Error as exc:
+        return status, headers, base64_body(body)
+    except ValueError as exc:
         raise invalid("a body marked isBase64Encoded that is not base64") from exc
 
 

@@ -178,9 +178,10 @@ def test_no_import_runs_upward() -> None:
 
 def test_config_model_imports_no_mechanism() -> None:
     # GIVEN the frozen model  THEN it imports nothing of the gateway but the shadow block's
-    # frozen data (itself pure: parity.paths and parity.units, standard library only)
+    # frozen data (itself pure: parity.paths, and the one grammar of units in config.units)
     assert EDGES["gateway.config.model"] <= {"gateway.parity.spec"}
-    assert EDGES["gateway.parity.spec"] <= {"gateway.parity.paths", "gateway.parity.units"}
+    assert EDGES["gateway.parity.spec"] <= {"gateway.parity.paths", "gateway.config.units"}
+    assert "gateway.config.model" not in EDGES["gateway.config.units"]
 
 
 def test_a_planted_loop_is_found() -> None:

@@ -142,7 +142,25 @@ def admin_router(
         """The page's numbers: routes, stages, weights, the last minute, rollouts, ledger."""
         config = runtime().config
         recent = metrics.recent.summary(RATE_WINDOW)
-        return dashboard(config, recent, ledger.entries(config.source))
+        specs = {r.name: r.shadow.compare for r in config.routes if r.shadow}
+        now = time.time()
+        store = shadows.recorder.store
+        if isinstance(store, Loading):  # fleet-wide counts: read Redis first, as /parity does
+            try:
+                for name, spec in specs.items():
+                    await store.load(name, spec.window, now)
+            except GatewayError:
+                specs = {}  # the page shows no parity rather than a stale one
+
+        def parity(route: str) -> dict[str, Any] | None:
+            if route not in specs:
+                return None
+            found: list[dict[str, Any]] = parity_report(shadows.recorder, specs, now, route)[
+                "routes"
+            ]
+            return found[0] if found else None
+
+        return dashboard(config, recent, ledger.entries(config.source), parity)
 
     @router.get("/health")
     async def health() -> dict[str, str]:

@@ -322,3 +322,22 @@ def test_reset_starts_the_route_afresh_after_a_fix(
     assert (before["score"], after["score"]) == (0.0, 100.0)
     assert (reset.status_code, refused.status_code) == (200, 404)
     assert after["counts"]["compared"] == 10
+
+
+def test_the_dashboard_shows_the_route_s_parity_and_its_top_difference(
+    start_gateway: GatewayFactory, services: tuple[OrderService, str, OrderService, str]
+) -> None:
+    # GIVEN a candidate that drops a field, behind a shadowed route
+    _, legacy_url, candidate, candidate_url = services
+    candidate.mode = "drops"
+    gateway = start_gateway(table(legacy_url, candidate_url))
+
+    # WHEN a bounded run goes through and the page asks for its numbers
+    run(gateway, count=10)
+    settled(gateway, "orders", 10)
+    page = httpx.get(f"{gateway}/_gateway/dashboard.json", timeout=5).json()
+
+    # THEN the shadowed route shows the score and the field that differs; the plain one none
+    views = {view["name"]: view for view in page["routes"]}
+    assert views["orders"]["parity"] == {"score": 0.0, "top_difference": "body.status"}
+    assert views["plain"]["parity"] is None

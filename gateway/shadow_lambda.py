@@ -28,6 +28,7 @@ from gateway.parity.evidence import request_line
 from gateway.parity.recorder import Pair
 from gateway.runtime import Runtime, build_upstream
 from gateway.shadowing import SHADOW_HEADER, Shadowing, Tee, TooLarge, ask
+from gateway.telemetry.access_log import emit, shadow_record
 from gateway.upstreams.base import UpstreamRequest
 
 logger = logging.getLogger("gateway.shadow")
@@ -81,6 +82,7 @@ def hand_off(shadowing: Shadowing, tee: Tee, status: int) -> None:
     data = payload(tee, secret) if secret and function else None
     if data is None or tee.over or not tee.done or status != tee.status:
         shadowing.count(name, "skipped")
+        emit(shadow_record(name, "skipped", mismatched=False))
         return
     try:
         # cold start: boto3 only once a shadowed request is served on Lambda
@@ -92,6 +94,7 @@ def hand_off(shadowing: Shadowing, tee: Tee, status: int) -> None:
     except Exception:
         logger.exception("could not hand the shadow comparison of route %s off", name)
         shadowing.count(name, "dropped")
+        emit(shadow_record(name, "dropped", mismatched=False))
 
 
 def is_comparison(event: Any) -> bool:
@@ -140,6 +143,7 @@ async def _compare(
         candidate = await ask(upstream, request, spec.max_body, spec.timeout)
     except TooLarge:
         shadowing.count(route.name, "skipped")
+        emit(shadow_record(route.name, "skipped", mismatched=False))
         return "skipped"
     finally:
         await upstream.aclose()
@@ -150,6 +154,7 @@ async def _compare(
     shadowing.copies[(route.name, result.outcome)] += 1
     if result.differences:
         shadowing.mismatches[route.name] += 1
+    emit(shadow_record(route.name, result.outcome, mismatched=bool(result.differences)))
     return result.outcome
 
 

@@ -85,6 +85,38 @@ class AccessLog:
         }
 
 
+def shadow_record(route: str, outcome: str, mismatched: bool) -> str:
+    """One EMF line for one shadow copy on Lambda: `ShadowCopies` by route and outcome, and
+    `ParityMismatches` by route (the twins of gateway_shadow_copies_total and
+    gateway_parity_mismatches_total in /_gateway/metrics)."""
+    namespace = os.environ.get(EMF_NAMESPACE_ENV, "StranglerGateway")
+    directives = [
+        {
+            "Namespace": namespace,
+            "Dimensions": [["route", "outcome"]],
+            "Metrics": [{"Name": "ShadowCopies", "Unit": "Count"}],
+        },
+        {
+            "Namespace": namespace,
+            "Dimensions": [["route"]],
+            "Metrics": [{"Name": "ParityMismatches", "Unit": "Count"}],
+        },
+    ]
+    record = {
+        "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": directives},
+        "route": route,
+        "outcome": outcome,
+        "ShadowCopies": 1,
+        "ParityMismatches": 1 if mismatched else 0,
+    }
+    return json.dumps(record, separators=(",", ":"))
+
+
+def emit(line: str) -> None:
+    """A line to stdout, where Lambda's log (and so EMF) reads it."""
+    _stdout(line)
+
+
 def _stdout(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()

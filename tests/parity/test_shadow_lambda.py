@@ -29,7 +29,7 @@ from tests.support.servers import serve_in_thread, write_config
 
 
 def test_without_the_shared_secret_a_shadowed_request_on_lambda_is_counted_skipped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN the Lambda entry on a table with a shadowed route
     candidate = OrderService()
@@ -62,6 +62,15 @@ routes:
     assert answer["statusCode"] == 200
     assert candidate.hits == []
     assert module.app.state.shadowing.copies[("orders", "skipped")] == 1
+    # AND the count reaches CloudWatch as an EMF line (ShadowCopies by route and outcome)
+    emf = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if "ShadowCopies" in line
+    ]
+    assert [(r["route"], r["outcome"], r["ShadowCopies"]) for r in emf] == [
+        ("orders", "skipped", 1)
+    ]
+    [directive, _] = emf[0]["_aws"]["CloudWatchMetrics"]
+    assert directive["Dimensions"] == [["route", "outcome"]]
 
 
 def test_on_lambda_the_comparison_runs_in_an_async_invocation_the_client_does_not_wait_for(

@@ -141,9 +141,12 @@ def admin_router(
     async def dashboard_json() -> dict[str, Any]:
         """The page's numbers: routes, stages, weights, the last minute, rollouts, ledger."""
         config = runtime().config
-        recent = metrics.recent.summary(RATE_WINDOW)
-        specs = {r.name: r.shadow.compare for r in config.routes if r.shadow}
         now = time.time()
+        # The buckets are whole minutes: the last full one plus the one under way, so a rate
+        # read just after a minute turns is not a near-empty minute's.
+        recent = metrics.recent.summary(2 * RATE_WINDOW)
+        span = RATE_WINDOW + now % RATE_WINDOW
+        specs = {r.name: r.shadow.compare for r in config.routes if r.shadow}
         store = shadows.recorder.store
         if isinstance(store, Loading):  # fleet-wide counts: read Redis first, as /parity does
             try:
@@ -160,7 +163,7 @@ def admin_router(
             ]
             return found[0] if found else None
 
-        return dashboard(config, recent, ledger.entries(config.source), parity)
+        return dashboard(config, recent, ledger.entries(config.source), parity, span)
 
     @router.get("/health")
     async def health() -> dict[str, str]:

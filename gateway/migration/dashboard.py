@@ -22,8 +22,13 @@ Parity = Callable[[str], Mapping[str, Any] | None]
 
 
 def route_view(
-    config: GatewayConfig, route: Route, recent: Sequence[Mapping[str, Any]], parity: Parity | None
+    config: GatewayConfig,
+    route: Route,
+    recent: Sequence[Mapping[str, Any]],
+    parity: Parity | None,
+    span: float = RATE_WINDOW,
 ) -> dict[str, Any]:
+    """One route's row; `recent` covers the last `span` seconds (its rates are per second)."""
     legacy = legacy_of(route, config.legacy, config.targets)
     seen = {str(r["target"]): r for r in recent if r["route"] == route.name}
     targets = {}
@@ -31,7 +36,7 @@ def route_view(
         row = seen.get(target, {})
         targets[target] = {
             "weight": dict(route.split).get(target),
-            "rps": round(float(row.get("requests", 0.0)) / RATE_WINDOW, 2),
+            "rps": round(float(row.get("requests", 0.0)) / span, 2),
             "error_rate": row.get("error_rate", 0.0),
             "p99": row.get("p99"),
         }
@@ -95,8 +100,9 @@ def dashboard(
     recent: Sequence[Mapping[str, Any]],
     entries: Sequence[Mapping[str, Any]],
     parity: Parity | None = None,
+    span: float = RATE_WINDOW,
 ) -> dict[str, Any]:
-    routes = [route_view(config, route, recent, parity) for route in config.routes]
+    routes = [route_view(config, route, recent, parity, span) for route in config.routes]
     return {
         "version": config.version,
         "source": config.source,

@@ -18,9 +18,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from gateway.admission.guard import FailureCounter
+from gateway.admission.guard import FailureCounter, authenticator_for
 from gateway.asgi import Scope
-from gateway.config.model import RESERVED_PREFIX, AdminSpec, ApiKeySpec, JwtSpec
+from gateway.config.model import RESERVED_PREFIX, AdminSpec
 from gateway.errors import Forbidden, GatewayError, Unauthorized
 from gateway.headers import HeaderView
 from gateway.normalize import Network, parse_trusted
@@ -48,7 +48,7 @@ class AdminGuard:
         if spec is None:
             return cls()
         networks = parse_trusted(spec.networks) if spec.networks else None
-        authenticator = _authenticator(spec, jwks, base_dir)
+        authenticator = authenticator_for(spec.auth, jwks, base_dir)
         failures = FailureCounter.build(spec.failures) if authenticator is not None else None
         return cls(networks, authenticator, failures)
 
@@ -89,21 +89,3 @@ def _inside(client: str | None, networks: tuple[Network, ...]) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return any(address in network for network in networks)
-
-
-def _authenticator(spec: AdminSpec, jwks: dict[str, Any], base_dir: Path) -> Authenticator | None:
-    if spec.auth is None:
-        return None
-    # cold start: PyJWT and its crypto only for tables with auth
-    from gateway.admission.auth import ApiKeyAuth, Authenticator, JwtAuth
-    from gateway.admission.jwks import JwksCache
-
-    match spec.auth:
-        case JwtSpec() as jwt:
-            auth = JwtAuth(jwt.issuer, jwt.audience, jwt.jwks_url, jwt.jwks_file, jwt.scopes)
-            key = jwt.jwks_url or str(base_dir / (jwt.jwks_file or ""))
-            if key not in jwks:
-                jwks[key] = JwksCache.for_auth(auth, base_dir)
-            return Authenticator(auth, jwks[key])
-        case ApiKeySpec() as keys:
-            return Authenticator(ApiKeyAuth(keys.header, keys.key_hashes))

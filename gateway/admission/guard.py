@@ -91,7 +91,8 @@ class RouteGuard:
                 )
         rate_key = route.rate.key if route.rate else CLIENT_KEY
         failures = FailureCounter.build(route.auth_failures) if route.auth else None
-        return cls(limits, _authenticator(route, jwks, base_dir), rate, rate_key, failures)
+        auth = authenticator_for(route.auth, jwks, base_dir)
+        return cls(limits, auth, rate, rate_key, failures)
 
     def carry_over(self, old: RouteGuard, old_route: Route, route: Route) -> None:
         """Keep `old`'s per-client state where the settings behind it are unchanged: else
@@ -176,17 +177,20 @@ def request_key(
             return who.subject if who is not None and who.subject else None
 
 
-def _authenticator(route: Route, jwks: dict[str, Any], base_dir: Path) -> Authenticator | None:
-    """Built only for routes with `auth`: PyJWT and its crypto stay out of a cold start
+def authenticator_for(
+    spec: JwtSpec | ApiKeySpec | None, jwks: dict[str, Any], base_dir: Path
+) -> Authenticator | None:
+    """The check of an `auth` block (a route's or the admin API's), sharing JWKS caches by
+    source; built only where there is one: PyJWT and its crypto stay out of a cold start
     that does not need them."""
-    if route.auth is None:
+    if spec is None:
         return None
     # cold start: PyJWT and its crypto only for tables with auth
     from gateway.admission.auth import ApiKeyAuth, Authenticator, JwtAuth
     from gateway.admission.jwks import JwksCache
 
-    match route.auth:
-        case JwtSpec() as spec:
+    match spec:
+        case JwtSpec():
             auth = JwtAuth(spec.issuer, spec.audience, spec.jwks_url, spec.jwks_file, spec.scopes)
             key = spec.jwks_url or str(base_dir / (spec.jwks_file or ""))
             if key not in jwks:

@@ -11,10 +11,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway.admission.admin_guard import HEALTH_PATH
 from gateway.asgi import ASGIApp, Receive, Scope, Send
+from gateway.cli.explain import parse_header, report
 from gateway.config.model import HttpTarget, LambdaTarget, Target
 from gateway.config.units import format_duration, parse_duration
 from gateway.errors import GatewayError, send_error
-from gateway.explaining import parse_header, report
 from gateway.fleet.concurrency import FleetConcurrencyLimit
 from gateway.fleet.store import StateUnavailable
 from gateway.migration.dashboard import RATE_WINDOW, LedgerCache, dashboard

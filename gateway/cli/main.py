@@ -13,13 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from gateway import serve
-from gateway.cli import local_lambda
+from gateway.cli import local_lambda, serve
 from gateway.cli.credentials import ENV_KEY, admin_headers
+from gateway.cli.explain import EXPLAIN_PATH, parse_header, render, report
 from gateway.cli.parity import add_parity_verb
 from gateway.config.load import load_config
 from gateway.config.model import ConfigError, GatewayConfig
-from gateway.explaining import EXPLAIN_PATH, parse_header, render, report
 from gateway.migration.migrate import add_migrate_verb
 from gateway.migration.progress import add_progress_verb
 from gateway.migration.record import add_by, recorded

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             return 1
     uvicorn.run(
-        "gateway.serve:served_app",
+        "gateway.cli.serve:served_app",
         factory=True,
         host=args.host,
         port=args.port,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from gateway.config.model import Route
 from gateway.errors import CircuitOpen, GatewayError, Overloaded, RequestTimeout
 from gateway.fleet.breaker import FleetBreaker
+from gateway.fleet.concurrency import FleetConcurrencyLimit, FleetSlot
 from gateway.protection.breaker import CircuitBreaker
 from gateway.protection.concurrency import LimitExceeded
 from gateway.protection.guard import TargetGuard
@@ -129,10 +130,10 @@ async def _with_retries(
 async def _attempt(
     upstream: Upstream, guard: TargetGuard, request: UpstreamRequest, tries: _Tries
 ) -> UpstreamResponse:
-    slot = await _take_slot(guard, upstream.name)
+    slot, verdict = await _take_slot(guard, upstream.name)
     breaker = guard.breaker
     try:
-        allowed = breaker is None or await _allows(breaker)
+        allowed = breaker is None or (verdict if verdict is not None else await _allows(breaker))
     except BaseException:  # Redis gone between the slot and the breaker (closed): free the slot
         await slot.__aexit__(None, None, None)
         raise
@@ -280,19 +281,27 @@ class _NoSlot:
 _NO_SLOT = _NoSlot()
 
 
-async def _take_slot(guard: TargetGuard, name: str) -> AbstractAsyncContextManager[None]:
-    if guard.limit is None:
-        return _NO_SLOT
-    slot = guard.limit.slot()
+async def _take_slot(
+    guard: TargetGuard, name: str
+) -> tuple[AbstractAsyncContextManager[None], bool | None]:
+    """The slot, and the breaker's verdict when the fleet's acquire asked it (one script)."""
+    limit, breaker = guard.limit, guard.breaker
+    if limit is None:
+        return _NO_SLOT, None
+    slot: AbstractAsyncContextManager[None]
+    if isinstance(limit, FleetConcurrencyLimit):
+        slot = limit.slot(breaker if isinstance(breaker, FleetBreaker) else None)
+    else:
+        slot = limit.slot()
     try:
         await slot.__aenter__()
     except LimitExceeded as exc:
         raise Overloaded(
-            f"target {name!r} has {guard.limit.in_flight} requests in flight, its limit",
+            f"target {name!r} has {limit.in_flight} requests in flight, its limit",
             target=name,
             retry_after=exc.retry_after,
         ) from exc
-    return slot
+    return slot, slot.breaker_verdict if isinstance(slot, FleetSlot) else None
 
 
 def _then(

@@ -61,6 +61,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             return _rest_api(event, context)
         return _serve(adapter)
     finally:
+        store = app.state.runtime.current.store
+        if store is not None and store.pending:
+            # Released slots ride with a later batch on a server; here nothing runs once the
+            # handler returns, so they go now (one bounded round trip) rather than be held
+            # by a frozen environment until their leases expire.
+            _loop.run_until_complete(store.drain())
         app.state.telemetry.flush()
 
 

@@ -7,9 +7,12 @@ by `local`); when that breaker opens, the fleet learns it through a key that liv
 fresh round after another `open_for`, should a probe never report); closed otherwise. A probe's
 success counts towards closing it for everyone, its failure opens it again for everyone.
 
-A request costs one round trip (allow); `record` touches Redis only when a local breaker opens
-or a probe reports. The probe count is per instance in aggregate, like the local breaker's, so
-an old request's answer arriving while this instance has a probe out may stand for it.
+A request costs one round trip (allow), none of its own when the target also has a fleet-wide
+`max_concurrency`: the slot's acquire script runs the same check once the slot is granted (so
+a request waiting in the queue never takes a half-open probe). `record` touches Redis only
+when a local breaker opens or a probe reports. The probe count is per instance in aggregate,
+like the local breaker's, so an old request's answer arriving while this instance has a probe
+out may stand for it.
 """
 
 from __future__ import annotations
@@ -24,15 +27,27 @@ from gateway.fleet.store import Script, StateStore, StateUnavailable
 HALF_OPEN_FOR = 3_600_000
 """How long (ms) the fleet stays half-open waiting for probes before it forgets the episode."""
 
-_ALLOW = """
-local pttl = redis.call('PTTL', KEYS[1])
-if pttl > 0 then return {0, pttl} end
-if redis.call('EXISTS', KEYS[2]) == 0 then return {1, 0} end
-local n = redis.call('INCR', KEYS[3])
-if n == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[2]) end
-if n <= tonumber(ARGV[1]) then return {2, 0} end
-return {0, redis.call('PTTL', KEYS[3])}
+ALLOW_LUA = """
+local function breaker_allow(open_key, half_key, probes_key, probes, open_ms)
+  local pttl = redis.call('PTTL', open_key)
+  if pttl > 0 then return 0, pttl end
+  if redis.call('EXISTS', half_key) == 0 then return 1, 0 end
+  local n = redis.call('INCR', probes_key)
+  if n == 1 then redis.call('PEXPIRE', probes_key, open_ms) end
+  if n <= probes then return 2, 0 end
+  return 0, redis.call('PTTL', probes_key)
+end
 """
+"""The breaker's admission as a Lua function: `allow()` runs it alone, and a fleet slot's acquire
+runs it once the slot is granted (gateway/fleet/concurrency.py), one script for both."""
+
+_ALLOW = (
+    ALLOW_LUA
+    + """
+local answer, pttl = breaker_allow(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), ARGV[2])
+return {answer, pttl}
+"""
+)
 
 _TRIP = """
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
@@ -121,7 +136,8 @@ class FleetBreaker:
         self._make_local = local
         self._local = local()
         parts = ("open", "half", "probes", "ok")
-        self._keys = tuple(store.key("brk", name, part) for part in parts)
+        # Tagged by the target, as its fleet limit's keys: the acquire script uses both.
+        self._keys = tuple(store.tagged(f"t:{name}", "brk", part) for part in parts)
         self._probes_out = 0
         self._retry_at = 0.0
         self._state = "closed"
@@ -132,16 +148,31 @@ class FleetBreaker:
         """The fleet's state as of the last `allow()` (the local one's while Redis was away)."""
         return self._local.state if self._used_local else self._state
 
+    @property
+    def allow_keys(self) -> tuple[str, ...]:
+        """The keys and arguments of `breaker_allow` (ALLOW_LUA), for a script that folds it in."""
+        return self._keys[:3]
+
+    @property
+    def allow_args(self) -> tuple[int, int]:
+        return self._probes, self._open_ms
+
     async def allow(self) -> bool:
         try:
-            answer, pttl = await self._store.run(
-                _ALLOW_SCRIPT, self._keys[:3], (self._probes, self._open_ms)
-            )
+            answer, pttl = await self._store.run(_ALLOW_SCRIPT, self.allow_keys, self.allow_args)
         except StateUnavailable:
             if self._store.settings.on_unavailable == "closed":
                 raise
-            self._used_local = True
-            return self._local.allow()
+            return self.allow_local()
+        return self.answered(int(answer), int(pttl))
+
+    def allow_local(self) -> bool:
+        """Redis is unavailable and on_unavailable is local: this instance's breaker decides."""
+        self._used_local = True
+        return self._local.allow()
+
+    def answered(self, answer: int, pttl: int) -> bool:
+        """Whether to go ahead, from `breaker_allow`'s answer (run by `allow` or a fold)."""
         if self._used_local or self._local.state != "closed":
             self._used_local = False
             self._local = self._make_local()  # the fleet governs again: count from zero
@@ -153,7 +184,7 @@ class FleetBreaker:
             self._probes_out += 1
             return True
         self._state = "open"
-        self._retry_at = time.monotonic() + int(pttl) / 1000
+        self._retry_at = time.monotonic() + pttl / 1000
         return False
 
     async def record_status(self, status: int) -> None:

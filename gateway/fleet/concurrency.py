@@ -9,23 +9,26 @@ Keys, under the store's prefix and the limit's name:
 
 Acquire is one script (one round trip): purge expired leases and waiters, then take a slot if
 one is free and nobody is ahead (a newcomer when the queue is empty; a waiter when its rank is
-below the free slots), else join or stay in the queue. Release is one script. Waiters poll with
-a short backoff rather than subscribe: a subscription is one more connection per instance, is
-lost while a Lambda environment is frozen and on failover, and polling is paid only when the
-limit is full (see bench/fleet_bench.py for the hand-over latency).
+below the free slots), else join or stay in the queue. With the target's fleet breaker, the
+same script asks it once the slot is granted (an open breaker: the slot is not taken). Release
+is one script too, but posted: it goes with its turn's batch, off the request's path. Waiters
+poll with a short backoff rather than subscribe: a subscription is one more connection per
+instance, is lost while a Lambda environment is frozen and on failover, and polling is paid only
+when the limit is full (see bench/fleet_bench.py for the hand-over latency).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
 import math
+import os
 import time
-import uuid
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Protocol
 
+from gateway.fleet.breaker import ALLOW_LUA, FleetBreaker
 from gateway.fleet.store import Script, StateStore, StateUnavailable
 from gateway.protection.concurrency import LimitExceeded
 
@@ -33,7 +36,9 @@ POLL_FIRST = 0.002
 POLL_MAX = 0.025
 """A waiter polls after 2 ms, doubling up to 25 ms: the slowest hand-over of a freed slot."""
 
-_ACQUIRE = """
+_ACQUIRE = (
+    ALLOW_LUA
+    + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local leases, queue, waitexp, ticket = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -49,13 +54,22 @@ if held < limit then
   if rank then go = rank < limit - held else go = redis.call('ZCARD', queue) == 0 end
 end
 if go then
+  local verdict, pttl = -1, 0
+  if #KEYS > 4 then  -- the target's breaker, asked only by a request that got its slot
+    verdict, pttl = breaker_allow(KEYS[5], KEYS[6], KEYS[7], tonumber(ARGV[6]), ARGV[7])
+    if verdict == 0 then
+      redis.call('ZREM', queue, me)
+      redis.call('ZREM', waitexp, me)
+      return {0, held, verdict, pttl}
+    end
+  end
   redis.call('ZADD', leases, now + lease_ms, me)
   redis.call('ZREM', queue, me)
   redis.call('ZREM', waitexp, me)
   redis.call('PEXPIRE', leases, lease_ms + wait_ms)
-  return {1, held + 1}
+  return {1, held + 1, verdict, 0}
 end
-if not may_wait then return {0, held} end
+if not may_wait then return {0, held, -1, 0} end
 if not redis.call('ZSCORE', queue, me) then
   -- a newcomer, or a waiter whose entry expired while it was away: to the back of the queue
   redis.call('ZADD', queue, redis.call('INCR', ticket), me)
@@ -64,8 +78,9 @@ end
 redis.call('ZADD', waitexp, now + wait_ms, me)
 redis.call('PEXPIRE', queue, lease_ms + wait_ms)
 redis.call('PEXPIRE', waitexp, lease_ms + wait_ms)
-return {0, held}
+return {0, held, -1, 0}
 """
+)
 
 _RELEASE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -82,6 +97,8 @@ return redis.call('ZCARD', KEYS[1])
 """
 
 _ACQUIRE_SCRIPT, _RELEASE_SCRIPT = Script(_ACQUIRE), Script(_RELEASE)
+_NOT_ASKED = -1
+"""The acquire's breaker answer when it did not ask the breaker (no slot granted, or none)."""
 _IN_FLIGHT_SCRIPT = Script(_IN_FLIGHT)
 
 
@@ -130,20 +147,22 @@ class FleetConcurrencyLimit:
         self._wait_ms = math.ceil((POLL_MAX + store.timeout + 1.0) * 1000)
         self._local = local
         self._seen = 0
-        self._keys = tuple(store.key("conc", name, part) for part in ("leases", "queue"))
-        self._keys += (store.key("conc", name, "waitexp"), store.key("conc", name, "ticket"))
+        parts = ("leases", "queue", "waitexp", "ticket")
+        self._keys = tuple(store.tagged(f"t:{name}", "conc", part) for part in parts)
 
     @property
     def limit(self) -> int:
         return self._limit
 
-    def slot(self) -> AbstractAsyncContextManager[None]:
+    def slot(self, breaker: FleetBreaker | None = None) -> FleetSlot:
         """Hold one fleet slot for the body; LimitExceeded after queue_timeout.
 
-        With Redis unavailable: on_unavailable=local holds a slot of the local limit instead;
-        closed raises StateUnavailable (503) at once.
+        With a `breaker`, the acquire asks it too, once the slot is granted: the slot's
+        `breaker_verdict` says whether it let the request through (no slot is held if not).
+        With Redis unavailable: on_unavailable=local holds a slot of the local limit instead
+        (and the breaker's local twin decides); closed raises StateUnavailable (503) at once.
         """
-        return _FleetSlot(self)
+        return FleetSlot(self, breaker)
 
     @property
     def in_flight(self) -> int:
@@ -156,63 +175,88 @@ class FleetConcurrencyLimit:
         self._seen = int(await self._store.run(_IN_FLIGHT_SCRIPT, self._keys[:1], ()))
         return self._seen
 
-    async def _acquire(self, lease_id: str) -> None:
+    async def _acquire(self, lease_id: str, breaker: FleetBreaker | None) -> bool | None:
+        """Until granted (None without a breaker, else its verdict) or refused by the breaker."""
         deadline = time.monotonic() + self._queue_timeout
         may_wait = self._queue_timeout > 0
-        args = (self._limit, self._lease_ms, self._wait_ms, lease_id, "1" if may_wait else "0")
+        keys: tuple[str, ...] = self._keys
+        args: tuple[object, ...] = (
+            self._limit, self._lease_ms, self._wait_ms, lease_id, "1" if may_wait else "0"
+        )  # fmt: skip
+        if breaker is not None:
+            keys, args = keys + breaker.allow_keys, args + breaker.allow_args
         pause = POLL_FIRST
         try:
-            granted = await self._try(args)
-            while not granted:
+            while True:
+                granted, self._seen, answer, pttl = await self._store.run(
+                    _ACQUIRE_SCRIPT, keys, args
+                )
+                if breaker is not None and answer != _NOT_ASKED:
+                    allowed = breaker.answered(int(answer), int(pttl))
+                    if granted or not allowed:
+                        return allowed
+                elif granted:
+                    return None
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise LimitExceeded(self._limit, self._queue_timeout)
                 await asyncio.sleep(min(pause, left))
                 pause = min(pause * 2, POLL_MAX)
-                granted = await self._try(args)
         except StateUnavailable:
             raise  # no second call to a Redis that just failed: its entries expire by themselves
         except BaseException as exc:
             # Timed out in the queue, or cancelled (perhaps just after Redis granted the lease).
             if may_wait or not isinstance(exc, LimitExceeded):
-                await self._forget(lease_id)
+                self._release(lease_id)
             raise
 
-    async def _try(self, args: tuple[object, ...]) -> bool:
-        granted, self._seen = await self._store.run(_ACQUIRE_SCRIPT, self._keys, args)
-        return bool(granted)
-
-    async def _release(self, lease_id: str) -> None:
-        await self._store.run(_RELEASE_SCRIPT, self._keys[:3], (lease_id,))
-
-    async def _forget(self, lease_id: str) -> None:
-        """Leave the queue (a timed-out or cancelled waiter); best effort, shielded."""
-        with contextlib.suppress(StateUnavailable):  # its waiter entry expires anyway
-            await asyncio.shield(self._release(lease_id))
+    def _release(self, lease_id: str) -> None:
+        """Free the slot, or leave the queue, with this turn's batch (a lost one expires)."""
+        self._store.post(_RELEASE_SCRIPT, self._keys[:3], (lease_id,))
 
 
-class _FleetSlot(AbstractAsyncContextManager[None]):
-    __slots__ = ("_fleet", "_lease_id", "_local_slot")
+_INSTANCE = os.urandom(8).hex()
+_SERIAL = itertools.count()
 
-    def __init__(self, fleet: FleetConcurrencyLimit) -> None:
+
+def _lease_id() -> str:
+    """Unique across the fleet: this process's random name and a serial (no syscall each)."""
+    return f"{_INSTANCE}:{next(_SERIAL)}"
+
+
+class FleetSlot(AbstractAsyncContextManager[None]):
+    __slots__ = ("_breaker", "_fleet", "_lease_id", "_local_slot", "breaker_verdict")
+
+    def __init__(self, fleet: FleetConcurrencyLimit, breaker: FleetBreaker | None) -> None:
         self._fleet = fleet
+        self._breaker = breaker
         self._lease_id: str | None = None
         self._local_slot: AbstractAsyncContextManager[None] | None = None
+        self.breaker_verdict: bool | None = None
+        """Whether the breaker let the request through (no slot is held if not); None when
+        the slot was taken without one."""
 
     async def __aenter__(self) -> None:
         if self._lease_id is not None or self._local_slot is not None:
             raise RuntimeError("this slot is already held; take another with limit.slot()")
-        lease_id = uuid.uuid4().hex
+        lease_id = _lease_id()
         try:
-            await self._fleet._acquire(lease_id)
+            verdict = await self._fleet._acquire(lease_id, self._breaker)
         except StateUnavailable:
             if self._fleet._store.settings.on_unavailable == "closed":
                 raise
+            if self._breaker is not None:
+                # Redis just failed: the local twins decide, without a second wait for it.
+                self.breaker_verdict = self._breaker.allow_local()
+                if not self.breaker_verdict:
+                    return
             local_slot = self._fleet._local.slot()
             await local_slot.__aenter__()
             self._local_slot = local_slot
             return
-        self._lease_id = lease_id
+        self.breaker_verdict = verdict
+        if verdict is not False:
+            self._lease_id = lease_id
 
     async def __aexit__(
         self,
@@ -225,6 +269,4 @@ class _FleetSlot(AbstractAsyncContextManager[None]):
         if local_slot is not None:
             await local_slot.__aexit__(exc_type, exc, traceback)
         if lease_id is not None:
-            # The lease expires by itself: the answer must not fail for a lost release.
-            with contextlib.suppress(StateUnavailable):
-                await asyncio.shield(self._fleet._release(lease_id))
+            self._fleet._release(lease_id)  # posted: a lost release expires with its lease

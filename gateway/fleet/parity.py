@@ -46,7 +46,7 @@ class RedisParityStore:
         self._writes: set[asyncio.Task[None]] = set()
 
     def _key(self, route: str, part: str) -> str:
-        return self.store.key("parity", route, part)
+        return self.store.tagged(f"p:{route}", "parity", part)
 
     def record_pair(
         self, route: str, outcome: Outcome, paths: Mapping[str, Kind], now: float
@@ -91,10 +91,13 @@ class RedisParityStore:
         last = int(now // BUCKET_SECONDS)
         count = max(1, min(int(window // BUCKET_SECONDS), self._minutes()))
         keys = [self._key(route, str(minute)) for minute in range(last - count + 1, last + 1)]
+        keys.append(self._key(route, "total"))
+        # Called in one turn of the loop, so sent in one batch: one round trip for them all.
+        *minutes, whole = await asyncio.gather(*(self.store.call("HGETALL", key) for key in keys))
         summed = Tally()
-        for key in keys:
-            summed.merge(_tally(await self.store.call("HGETALL", key)))
-        total = _tally(await self.store.call("HGETALL", self._key(route, "total")))
+        for raw in minutes:
+            summed.merge(_tally(raw))
+        total = _tally(whole)
         self._cache[route] = Snapshot(summed, total)
         return self._cache[route]
 

@@ -29,3 +29,16 @@ def redis_url(redis_server: RedisServer) -> str:
 @pytest.fixture(autouse=True, scope="module")
 def _no_orphaned_loop(close_the_import_time_event_loop: None) -> None:
     """These tests call asyncio.run; see the root conftest for the loop it would orphan."""
+
+
+@pytest.fixture(scope="module")
+def cluster_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A one-node Redis cluster: ElastiCache Serverless's rules (keys of one script in one
+    hash slot), which a plain redis-server does not enforce. Shared by a module: it takes
+    about 2 s to come up."""
+    server = RedisServer(tmp_path_factory.mktemp("cluster"), cluster=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -38,14 +38,16 @@ def make_store(
     )
 
 
-def make_limit(store: StateStore, queue_timeout: float, lease: float) -> FleetConcurrencyLimit:
+def make_limit(
+    store: StateStore, queue_timeout: float, lease: float, limit: int = LIMIT
+) -> FleetConcurrencyLimit:
     return FleetConcurrencyLimit(
         store,
         name="legacy",
-        limit=LIMIT,
+        limit=limit,
         queue_timeout=queue_timeout,
         lease=lease,
-        local=ConcurrencyLimit(LIMIT, queue_timeout),
+        local=ConcurrencyLimit(limit, queue_timeout),
     )
 
 

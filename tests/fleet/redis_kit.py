@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 START_WITHIN = 5.0
+CLUSTER_BUS_OFFSET, MAX_PORT = 10000, 65535
 
 
 def free_port() -> int:
@@ -20,22 +21,43 @@ def free_port() -> int:
         return port
 
 
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is a port, and free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + CLUSTER_BUS_OFFSET <= MAX_PORT:
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port + CLUSTER_BUS_OFFSET))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port pair for a one-node Redis cluster")
+
+
 class RedisServer:
     """One redis-server process; kill/stall/restart it on the same port."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, cluster: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: apt-get install -y redis-server")
         self._binary = binary
         self._workdir = workdir
-        self.port = free_port()
+        self.port = _cluster_port() if cluster else free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._process: subprocess.Popen[bytes] | None = None
+        self._cluster = cluster
 
     def start(self) -> None:
         command = [self._binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--save", "", "--appendonly", "no", "--dir", str(self._workdir)]
+        if self._cluster:
+            # A cluster of one node owning every slot: what ElastiCache Serverless shows a
+            # client (one endpoint, no MOVED), with the cluster's rules (CROSSSLOT) enforced.
+            nodes = self._workdir / f"nodes-{self.port}.conf"
+            nodes.unlink(missing_ok=True)
+            command += ["--cluster-enabled", "yes", "--cluster-config-file", str(nodes)]
         self._process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self._workdir
         )
@@ -45,6 +67,8 @@ class RedisServer:
                 self.stop()
                 raise RuntimeError(f"redis-server did not answer PING on {self.port}")
             time.sleep(0.01)
+        if self._cluster:
+            self._own_every_slot(deadline)
 
     def kill(self) -> None:
         """SIGKILL, as a crash: no goodbye to the clients."""
@@ -59,7 +83,7 @@ class RedisServer:
             os.kill(self._process.pid, signal.SIGSTOP)
 
     def resume(self) -> None:
-        if self._process is not None:
+        if self._process is not None and self._process.poll() is None:
             os.kill(self._process.pid, signal.SIGCONT)
 
     def restart(self) -> None:
@@ -67,6 +91,8 @@ class RedisServer:
         self.start()
 
     def stop(self) -> None:
+        if self._process is not None and self._process.poll() is not None:
+            self._process = None  # it exited by itself (a failed start)
         if self._process is not None:
             self.resume()
             os.kill(self._process.pid, signal.SIGTERM)
@@ -76,6 +102,19 @@ class RedisServer:
                 os.kill(self._process.pid, signal.SIGKILL)
                 self._process.wait(timeout=5)
             self._process = None
+
+    def _own_every_slot(self, deadline: float) -> None:
+        self._ask(b"CLUSTER ADDSLOTSRANGE 0 16383\r\n")
+        while b"cluster_state:ok" not in self._ask(b"CLUSTER INFO\r\n"):
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the one-node cluster on {self.port} never came up")
+            time.sleep(0.01)
+
+    def _ask(self, inline: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as conn:
+            conn.sendall(inline)
+            return conn.recv(4096)
 
     def _pong(self) -> bool:
         try:

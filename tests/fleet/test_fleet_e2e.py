@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+import redis as sync_redis
 
 from tests.fleet.fleet_kit import Answer, SlowUpstream, get
 from tests.fleet.redis_kit import RedisServer
@@ -130,6 +131,23 @@ def test_max_concurrency_holds_across_every_process_and_lambda(
     assert statuses <= {(200, None, None), (503, "overloaded", "1")}
     assert sum(a.status == 200 for a in answers) >= 5
     assert sum(a.status == 503 for a in answers) > 0
+
+
+def test_a_lambda_environment_frees_its_slot_before_the_handler_returns(
+    fleet: Fleet, redis: RedisServer
+) -> None:
+    # GIVEN a Lambda environment behind a fleet-wide limit, the fleet otherwise quiet
+    leases = sync_redis.Redis.from_url(redis.url)
+    try:
+        assert leases.zcard("gw:{t:slow}:conc:leases") == 0
+        # WHEN it answers one request through the limited target
+        answer = fleet.invoke(1, "/slow/x")
+        # THEN the slot is already free in Redis once the handler has returned: a frozen
+        # environment holds no lease until it expires
+        held = leases.zcard("gw:{t:slow}:conc:leases")
+    finally:
+        leases.close()
+    assert (answer.status, held) == (200, 0)
 
 
 def test_rate_holds_across_processes(fleet: Fleet) -> None:

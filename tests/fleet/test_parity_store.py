@@ -36,7 +36,7 @@ def test_two_instances_count_as_one_fleet_and_agree_with_one_local_store(
         run(local, SPEC, drops_status, 20, start=NOW)
         run(local, SPEC, drops_status, 20, start=NOW + 2)
         alone = parity_report(local, {"orders": SPEC.compare}, NOW + 5)
-        ttl = await stores[0].call("TTL", "gw:t:parity:orders:" + str(int(NOW // 60)))
+        ttl = await stores[0].call("TTL", "gw:t:{p:orders}:parity:" + str(int(NOW // 60)))
         for store in stores:
             await store.close()
         return shared, alone, int(ttl)

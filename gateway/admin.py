@@ -110,7 +110,7 @@ def admin_router(
     async def prometheus() -> Response:
         body, content_type = metrics.render()
         store = runtime().store
-        if store is not None:
+        if store is not None and store.observer is None:  # else in the shared files' sum
             body += render_state(store.snapshot()).encode()
         # the migration's gauges come from the table in use and the counters just rendered
         counters = parse_prometheus(body.decode("utf-8"))

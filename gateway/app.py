@@ -101,7 +101,14 @@ def create_app(
         config = load_from(source)
     telemetry = telemetry or Telemetry.from_env()
     on_change = breaker_reporter(telemetry)
-    holder = RuntimeHolder(build_runtime(config, on_change, tracing=telemetry.tracing))
+    holder = RuntimeHolder(
+        build_runtime(
+            config,
+            on_change,
+            tracing=telemetry.tracing,
+            state_observer=telemetry.metrics.state_observer(),
+        )
+    )
     reloader = None
     if source is not None:
         reloader = Reloader(source, holder, ttl_for(source), on_breaker_change=on_change)

@@ -25,9 +25,11 @@ from gateway.alb_fields import BrokenEvent, EventRefused, ResponseTooLarge
 from gateway.app import create_app, settle_gc
 from gateway.asgi import Message, Scope
 from gateway.errors import GatewayError, InternalError, render
+from gateway.fleet.store import StoreSnapshot
 from gateway.headers import RawHeaders
 from gateway.reload import close_all
 from gateway.shadow_lambda import compare_entry, hand_off, is_comparison
+from gateway.telemetry.access_log import emit, state_record
 
 logger = logging.getLogger("gateway.lambda")
 
@@ -62,12 +64,28 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return _serve(adapter)
     finally:
         store = app.state.runtime.current.store
-        if store is not None and store.pending:
-            # Released slots ride with a later batch on a server; here nothing runs once the
-            # handler returns, so they go now (one bounded round trip) rather than be held
-            # by a frozen environment until their leases expire.
-            _loop.run_until_complete(store.drain())
+        if store is not None:
+            if store.pending:
+                # Released slots ride with a later batch on a server; here nothing runs once
+                # the handler returns, so they go now (one bounded round trip) rather than be
+                # held by a frozen environment until their leases expire.
+                _loop.run_until_complete(store.drain())
+            _state_metrics(store.snapshot())
         app.state.telemetry.flush()
+
+
+_seen = StoreSnapshot(True, 0, 0, (), 0.0, 0)
+
+
+def _state_metrics(now: StoreSnapshot) -> None:
+    """This invocation's Redis use as an EMF line, when there was any (and the log is on)."""
+    global _seen  # noqa: PLW0603 - one environment, one invocation at a time
+    before, _seen = _seen, now
+    if now.calls < before.calls:  # a reload brought another store, counting from zero
+        before = StoreSnapshot(True, 0, 0, (), 0.0, 0)
+    trips, failed = now.calls - before.calls, now.unavailable_total - before.unavailable_total
+    if (trips or failed) and app.state.telemetry.access_log is not None:
+        emit(state_record(trips, failed, now.latency_sum - before.latency_sum))
 
 
 def _serve(adapter: Adapter) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from gateway.admission.admin_guard import AdminGuard
 from gateway.admission.guard import RouteGuard
 from gateway.asgi import Scope
 from gateway.config.model import GatewayConfig, HttpTarget, LambdaTarget, Target, base_dir
-from gateway.fleet.store import StateStore
+from gateway.fleet.store import StateObserver, StateStore
 from gateway.normalize import Network, forwarded_for, parse_trusted
 from gateway.protection.breaker import OnChange
 from gateway.protection.guard import TargetGuard
@@ -38,6 +38,8 @@ class Runtime:
     """When tracing is on: each upstream is wrapped in a client span (kept across reloads)."""
     store: StateStore | None = None
     """The fleet's shared state (`state:`), kept across reloads while its settings hold."""
+    state_observer: StateObserver | None = None
+    """Told of the store's calls (multi-worker metrics), kept across reloads."""
 
     @property
     def config(self) -> GatewayConfig:
@@ -62,13 +64,17 @@ class Runtime:
             await self.store.aclose()
 
 
-def state_store(config: GatewayConfig, reuse: Runtime | None) -> StateStore | None:
+def state_store(
+    config: GatewayConfig, reuse: Runtime | None, observer: StateObserver | None = None
+) -> StateStore | None:
     """The store `config.state` names: the one in use when its settings are unchanged."""
     if config.state is None:
         return None
     if reuse is not None and reuse.store is not None and reuse.store.settings == config.state:
         return reuse.store
-    return StateStore(config.state)
+    store = StateStore(config.state)
+    store.observer = observer
+    return store
 
 
 def build_upstream(target: Target) -> Upstream:
@@ -87,14 +93,16 @@ def build_runtime(
     on_breaker_change: OnChange | None = None,
     reuse: Runtime | None = None,
     tracing: Tracing | None = None,
+    state_observer: StateObserver | None = None,
 ) -> Runtime:
     """The runtime for `config`; targets unchanged since `reuse` keep its upstream (and
     connection pool) and protection state."""
     if reuse is not None:
         tracing = tracing or reuse.tracing
+        state_observer = state_observer or reuse.state_observer
     if tracing is not None and not tracing.enabled:
         tracing = None
-    store = state_store(config, reuse)
+    store = state_store(config, reuse, state_observer)
     same_store = reuse is not None and reuse.store is store
     upstreams: dict[str, Upstream] = {}
     guards: dict[str, TargetGuard] = {}
@@ -129,6 +137,7 @@ def build_runtime(
         tuple(jwks.values()),
         tracing=tracing,
         store=store,
+        state_observer=state_observer,
     )
 
 

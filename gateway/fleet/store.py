@@ -35,7 +35,7 @@ import bisect
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
@@ -59,6 +59,10 @@ POST_LINGER = 0.001
 round trip with: a slot comes back to the fleet at most this much later."""
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 """Upper bounds in seconds of the Redis call latency histogram (Prometheus `le`)."""
+
+
+StateObserver: TypeAlias = Callable[[float | None, int, bool], None]
+"""(a round trip's seconds or None, calls failed, available now)."""
 
 
 class StateUnavailable(GatewayError):
@@ -126,6 +130,9 @@ class StateStore:
         self._idle: list[AbstractConnection] = []  # taken from the pool, free between batches
         self._loaded: set[str] = set()  # the SHAs of the scripts this Redis has from us
         self._refusals: set[str] = set()  # the reasons already logged
+        self.observer: StateObserver | None = None
+        """Told of every round trip and failure, besides this store's own counts: the metrics
+        of a multi-worker server, where a scrape must sum every worker's."""
 
     @property
     def available(self) -> bool:
@@ -243,11 +250,11 @@ class StateStore:
                 if call.future is not None and not call.future.done():
                     call.future.cancel()
             raise
-        self._observe(time.perf_counter() - started, len(batch))
         if not self._available:
             self._available = True
             self._transitions += 1
             log.warning("shared state is back: fleet-wide limits resume")
+        self._observe(time.perf_counter() - started, len(batch))
         for call, result in zip(batch, results, strict=True):
             refused = (
                 self._refused(call.command, result) if isinstance(result, ResponseError) else None
@@ -339,6 +346,8 @@ class StateStore:
             log.error("%s (following on_unavailable=%s)", reason, self.settings.on_unavailable)
         refused = StateUnavailable(f"shared state unavailable: {reason}")
         refused.__cause__ = error
+        if self.observer is not None:
+            self.observer(None, 1, self._available)
         return refused
 
     def _failed(self, exc: BaseException, calls: int = 1) -> None:
@@ -351,6 +360,8 @@ class StateStore:
                 type(exc).__name__,
                 self.settings.on_unavailable,
             )
+        if self.observer is not None:
+            self.observer(None, calls, False)
 
     def _observe(self, seconds: float, commands: int = 1) -> None:
         self._calls += 1
@@ -359,6 +370,8 @@ class StateStore:
         index = bisect.bisect_left(LATENCY_BUCKETS, seconds)
         if index < len(self._bucket_counts):
             self._bucket_counts[index] += 1
+        if self.observer is not None:
+            self.observer(seconds, 0, self._available)
 
 
 async def _taken(pool: ConnectionPool) -> AbstractConnection:

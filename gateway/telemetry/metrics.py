@@ -19,7 +19,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from gateway.fleet.store import LATENCY_BUCKETS, StateObserver
 from gateway.telemetry.recent import RecentWindow
+from gateway.telemetry.state_metrics import (
+    AVAILABLE,
+    AVAILABLE_HELP,
+    LATENCY,
+    LATENCY_HELP,
+    UNAVAILABLE,
+    UNAVAILABLE_HELP,
+)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -93,6 +102,11 @@ class Metrics:
 
     def observe_breaker(self, target: str, old: str, new: str) -> None:
         raise NotImplementedError
+
+    def state_observer(self) -> StateObserver | None:
+        """What the shared state's store should tell of its calls, if these metrics keep them
+        (else /_gateway/metrics renders the store's own counts)."""
+        return None
 
     def render(self) -> tuple[bytes, str]:
         raise NotImplementedError
@@ -224,6 +238,25 @@ class SharedMetrics(Metrics):
 
     def observe_breaker(self, target: str, old: str, new: str) -> None:
         self.breaker.labels(target, new).inc()
+
+    def state_observer(self) -> StateObserver:
+        """Each worker's Redis calls into the shared files, so a scrape sums the workers'
+        (one worker's own counts would jump between scrapes that land on different ones)."""
+        from prometheus_client import Counter, Gauge, Histogram
+
+        unavailable = Counter(UNAVAILABLE.removesuffix("_total"), UNAVAILABLE_HELP, registry=None)
+        latency = Histogram(LATENCY, LATENCY_HELP, buckets=LATENCY_BUCKETS, registry=None)
+        available = Gauge(AVAILABLE, AVAILABLE_HELP, registry=None, multiprocess_mode="livemin")
+        available.set(1)
+
+        def observe(seconds: float | None, failed: int, up: bool) -> None:
+            if seconds is not None:
+                latency.observe(seconds)
+            if failed:
+                unavailable.inc(failed)
+            available.set(1 if up else 0)
+
+        return observe
 
     def render(self) -> tuple[bytes, str]:
         # cold start: prometheus_client only once metrics are made or read

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -148,6 +149,27 @@ def test_a_lambda_environment_frees_its_slot_before_the_handler_returns(
     finally:
         leases.close()
     assert (answer.status, held) == (200, 0)
+
+
+def state_round_trips(url: str) -> float:
+    with urllib.request.urlopen(f"{url}/_gateway/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    found = re.search(r"^gateway_state_call_duration_seconds_count ([0-9.e+]+)$", text, re.M)
+    assert found is not None, "no gateway_state_call_duration_seconds in /_gateway/metrics"
+    assert re.search(r"^gateway_state_available 1\.0$", text, re.M)
+    return float(found.group(1))
+
+
+def test_state_metrics_sum_every_worker(fleet: Fleet) -> None:
+    # GIVEN the gateway with two workers  WHEN 40 requests reach it over fresh connections
+    # (each worker takes some), each making Redis calls (a rate check)
+    url = fleet.gateways[1]
+    answers = [get(f"{url}/rated/x") for _ in range(40)]
+    # THEN every scrape, whichever worker answers it, counts both workers' round trips
+    scrapes = [state_round_trips(url) for _ in range(6)]
+    assert {answer.status for answer in answers} <= {200, 429}
+    assert len(set(scrapes)) == 1, scrapes
+    assert scrapes[0] >= 40
 
 
 def test_rate_holds_across_processes(fleet: Fleet) -> None:

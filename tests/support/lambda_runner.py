@@ -70,19 +70,25 @@ class LambdaProcess:
 
 
 @contextmanager
-def lambda_process(config: str, env: dict[str, str] | None = None) -> Iterator[LambdaProcess]:
-    """A fresh interpreter serving `handler` on the table at `config` until the block ends."""
+def lambda_process(
+    config: str, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[LambdaProcess]:
+    """A fresh interpreter serving `handler` on the table at `config` until the block ends;
+    what it logs (its stdout, where Lambda's log and EMF read) goes to `log` if given."""
     child_env = {**os.environ, "GATEWAY_CONFIG": config, "GATEWAY_ACCESS_LOG": "off"}
     child_env.update(env or {})
-    with subprocess.Popen(
-        [sys.executable, "-c", _CHILD],
-        cwd=ROOT,
-        env=child_env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    ) as process:
+    with (
+        (log or Path(os.devnull)).open("w") as logged,
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD],
+            cwd=ROOT,
+            env=child_env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=logged,
+            text=True,
+        ) as process,
+    ):
         try:
             yield LambdaProcess(process)
         finally:

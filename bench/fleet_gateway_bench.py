@@ -9,6 +9,7 @@ Per request: req/s, CPU µs of the gateway (and of redis-server for the fleet on
     .venv/bin/python bench/fleet_gateway_bench.py [--rounds 2] [--seconds 3] [--connections 16]
 
 Goal (issue 12): fleet-wide >= 0.75x local req/s, one round trip per protection per request.
+`--connections 1` shows the unbatched case (each protection its own round trip).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ routes:
 _RPS = re.compile(r"Requests/sec:\s+([0-9.]+)")
 _REQUESTS = re.compile(r"(\d+) requests in")
 _CALLS = re.compile(r"^gateway_state_call_duration_seconds_count ([0-9.e+]+)$", re.M)
+_PERCENTILE = re.compile(r"^\s+(50|99)%\s+([0-9.]+)(us|ms|s)$", re.M)
+_TO_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 def free_port() -> int:
@@ -73,22 +76,25 @@ def store_calls(port: int) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def wrk(port: int, seconds: int, connections: int) -> tuple[float, int]:
+def wrk(port: int, seconds: int, connections: int) -> tuple[float, int, dict[str, float]]:
+    """req/s, requests, and the p50/p99 latency in ms."""
     wrk_binary = shutil.which("wrk")
     if wrk_binary is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
-    cmd = [wrk_binary, "-t1", f"-c{connections}", f"-d{seconds}s", f"http://{HOST}:{port}/x"]
+    cmd = [wrk_binary, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    cmd.append(f"http://{HOST}:{port}/x")
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60).stdout
     rps, requests = _RPS.search(out), _REQUESTS.search(out)
     if rps is None or requests is None or "Non-2xx" in out:
         raise SystemExit(f"wrk: refused or unparsable:\n{out}")
-    return float(rps.group(1)), int(requests.group(1))
+    latency = {f"p{p}": float(v) * _TO_MS[unit] for p, v, unit in _PERCENTILE.findall(out)}
+    return float(rps.group(1)), int(requests.group(1)), latency
 
 
 def measure(port: int, pids: list[int], args: argparse.Namespace, fleet: bool) -> dict[str, float]:
     before = [cpu_seconds(pid) for pid in pids]
     calls_before = store_calls(port) if fleet else 0.0
-    rps, requests = wrk(port, args.seconds, args.connections)
+    rps, requests, latency = wrk(port, args.seconds, args.connections)
     spent = [cpu_seconds(pid) - start for pid, start in zip(pids, before, strict=True)]
     calls = (store_calls(port) - calls_before) if fleet else 0.0
     redis_us = spent[1] / requests * 1e6 if fleet else 0.0
@@ -97,6 +103,7 @@ def measure(port: int, pids: list[int], args: argparse.Namespace, fleet: bool) -
         "cpu_us": sum(spent) / requests * 1e6,
         "redis_us": redis_us,
         "trips": calls / requests,
+        **latency,
     }
 
 
@@ -158,10 +165,11 @@ def report(runs: dict[str, list[dict[str, float]]]) -> None:
         name: {key: statistics.median(run[key] for run in found) for key in found[0]}
         for name, found in runs.items()
     }
-    print(f"{'state':8}{'req/s':>10}{'CPU µs/req':>12}{'of it Redis':>13}{'trips/req':>11}")
+    head = f"{'req/s':>10}{'CPU µs/req':>12}{'of it Redis':>13}{'trips/req':>11}"
+    print(f"{'state':8}{head}{'p50 ms':>9}{'p99 ms':>9}")
     for name, v in med.items():
         line = f"{v['rps']:>10.0f}{v['cpu_us']:>12.0f}{v['redis_us']:>13.0f}{v['trips']:>11.2f}"
-        print(f"{name:8}{line}")
+        print(f"{name:8}{line}{v['p50']:>9.2f}{v['p99']:>9.2f}")
     ratio = med["fleet"]["rps"] / med["local"]["rps"]
     cpu_ratio = med["fleet"]["cpu_us"] / med["local"]["cpu_us"]
     print(f"fleet/local req/s: {ratio:.2f}x (goal >= 0.75x); CPU per request: {cpu_ratio:.2f}x")

@@ -158,6 +158,9 @@ def _carry_over_failures(
     for route in config.routes:
         old_route, old_guard = before.get(route.name), old.admissions.get(route.name)
         if old_route is not None and old_guard is not None:
-            fresh = admissions[route.name].rate
-            admissions[route.name].carry_over(old_guard, old_route, route)
-            admissions[route.name].rate = fresh
+            guard = admissions[route.name]
+            fresh_rate, fresh_failures = guard.rate, guard.failures
+            guard.carry_over(old_guard, old_route, route)
+            guard.rate = fresh_rate
+            if guard.failures is not None and fresh_failures is not None:
+                guard.failures = guard.failures.moved_to(fresh_failures)

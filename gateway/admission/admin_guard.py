@@ -66,7 +66,7 @@ class AdminGuard:
         from gateway.admission.auth import AuthError
 
         if self.failures is not None:
-            self.failures.refuse_if_blocked(client)
+            await self.failures.refuse_if_blocked(client)
         headers = HeaderView(scope["headers"])
         try:
             self.authenticator.check_single(scope["headers"])

@@ -44,22 +44,45 @@ class TooManyAuthFailures(RateLimited):
 @dataclass(slots=True)
 class FailureCounter:
     """Failed authentications per client, a token bucket each: every failure takes a token,
-    and a client with none left is refused until one is back."""
+    and a client with none left is refused until one is back. With `state:` the buckets are
+    the fleet's (a guesser spread over 200 Lambda environments gets one budget, not 200):
+    a request with a credential reads its client's bucket (one round trip), a failure takes a
+    token without waiting; the local buckets count too, as the fallback while Redis is away."""
 
     limiter: RateLimiter
+    fleet: FleetRateLimiter | None = None
 
     @classmethod
-    def build(cls, spec: RateSpec | None) -> FailureCounter | None:
-        return None if spec is None else cls(RateLimiter(spec.per_second, spec.burst))
+    def build(
+        cls, spec: RateSpec | None, route: str = "", store: StateStore | None = None
+    ) -> FailureCounter | None:
+        if spec is None:
+            return None
+        limiter = RateLimiter(spec.per_second, spec.burst)
+        if store is None:
+            return cls(limiter)
+        fleet = FleetRateLimiter(
+            store, name=f"authfail:{route}", rate=spec.per_second, burst=spec.burst, local=limiter
+        )
+        return cls(limiter, fleet)
 
-    def refuse_if_blocked(self, client: str | None) -> None:
-        wait = self.limiter.peek(f"client:{client}")
+    def moved_to(self, other: FailureCounter) -> FailureCounter:
+        """These local counts, with `other`'s fleet buckets (the store changed on a reload)."""
+        return FailureCounter(self.limiter, other.fleet)
+
+    async def refuse_if_blocked(self, client: str | None) -> None:
+        key = f"client:{client}"
+        wait = await self.fleet.peek(key) if self.fleet is not None else self.limiter.peek(key)
         if wait is not None:
             retry = max(1, math.ceil(wait))
             raise TooManyAuthFailures("too many failed authentications", retry_after=retry)
 
     def failed(self, client: str | None) -> None:
-        self.limiter.check(f"client:{client}")
+        key = f"client:{client}"
+        if self.fleet is not None:
+            self.fleet.take(key)
+        else:
+            self.limiter.check(key)
 
 
 @dataclass(slots=True)
@@ -90,7 +113,9 @@ class RouteGuard:
                     local=rate,
                 )
         rate_key = route.rate.key if route.rate else CLIENT_KEY
-        failures = FailureCounter.build(route.auth_failures) if route.auth else None
+        failures = (
+            FailureCounter.build(route.auth_failures, route.name, store) if route.auth else None
+        )
         auth = authenticator_for(route.auth, jwks, base_dir)
         return cls(limits, auth, rate, rate_key, failures)
 
@@ -137,8 +162,10 @@ class RouteGuard:
         # cold start: PyJWT and its crypto only for tables with auth
         from gateway.admission.auth import AuthError
 
-        if self.failures is not None:
-            self.failures.refuse_if_blocked(client)
+        if self.failures is not None and self.authenticator.header in headers:
+            # Only a request that brings a credential can be a guess: one without it is
+            # refused anyway, and reads no bucket (no Redis call for anonymous floods).
+            await self.failures.refuse_if_blocked(client)
         try:
             self.authenticator.check_single(raw)
             return await self.authenticator.authenticate(headers)

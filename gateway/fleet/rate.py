@@ -34,7 +34,17 @@ local full_in_ms = math.ceil((new_tat - now) / 1000) + 1
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', full_in_ms)
 return ''
 """
-_GCRA_SCRIPT = Script(_GCRA)
+_GCRA_PEEK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local allow_at = tat + interval - tolerance
+if now < allow_at then return tostring(allow_at - now) end
+return ''
+"""
+_GCRA_SCRIPT, _GCRA_PEEK_SCRIPT = Script(_GCRA), Script(_GCRA_PEEK)
 MAX_KEY = 100
 """Longer client keys (a header's value can be kilobytes) are stored by their SHA-256."""
 
@@ -43,6 +53,8 @@ class LocalRateLimiter(Protocol):
     """gateway.ratelimit.RateLimiter, as the fallback while Redis is unavailable."""
 
     def check(self, key: str) -> float | None: ...
+
+    def peek(self, key: str) -> float | None: ...
 
 
 class FleetRateLimiter:
@@ -69,13 +81,34 @@ class FleetRateLimiter:
         """
         try:
             wait = await self._store.run(
-                _GCRA_SCRIPT, (self._prefix + _short(key),), (self._interval_us, self._tolerance_us)
+                _GCRA_SCRIPT, (self._key(key),), (self._interval_us, self._tolerance_us)
             )
         except StateUnavailable:
             if self._store.settings.on_unavailable == "closed":
                 raise
             return self._local.check(key)
         return float(wait) / 1_000_000 if wait else None
+
+    async def peek(self, key: str) -> float | None:
+        """As `check`, but takes no token: whether `key` would go ahead now."""
+        try:
+            wait = await self._store.run(
+                _GCRA_PEEK_SCRIPT, (self._key(key),), (self._interval_us, self._tolerance_us)
+            )
+        except StateUnavailable:
+            if self._store.settings.on_unavailable == "closed":
+                raise
+            return self._local.peek(key)
+        return float(wait) / 1_000_000 if wait else None
+
+    def take(self, key: str) -> None:
+        """Take a token without waiting for the answer (a failed login: nobody waits for it);
+        the local bucket takes one too, so it knows while Redis is away."""
+        self._local.check(key)
+        self._store.post(_GCRA_SCRIPT, (self._key(key),), (self._interval_us, self._tolerance_us))
+
+    def _key(self, key: str) -> str:
+        return self._prefix + _short(key)
 
 
 def _short(key: str) -> str:

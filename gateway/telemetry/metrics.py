@@ -242,6 +242,7 @@ class SharedMetrics(Metrics):
     def state_observer(self) -> StateObserver:
         """Each worker's Redis calls into the shared files, so a scrape sums the workers'
         (one worker's own counts would jump between scrapes that land on different ones)."""
+        # cold start: prometheus_client only once metrics are made or read
         from prometheus_client import Counter, Gauge, Histogram
 
         unavailable = Counter(UNAVAILABLE.removesuffix("_total"), UNAVAILABLE_HELP, registry=None)

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 
 from gateway.admin import AdminGate, admin_router
 from gateway.asgi import Receive, Scope, Send
-from gateway.config.model import ConfigError, GatewayConfig
+from gateway.config.model import ConfigError, GatewayConfig, HttpTarget
 from gateway.config.store import load_from, store_for, ttl_for
 from gateway.fleet.parity import RedisParityStore
 from gateway.parity.recorder import Recorder
@@ -77,6 +77,16 @@ def settle_gc(*, collect: bool = True) -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def warm_imports(config: GatewayConfig) -> None:
+    """On a server, import now what the first request to an http target would (aiohttp,
+    ~110 ms): there, that import blocked the loop while other first requests waited on Redis,
+    past `state.timeout`, so they fell back to local limits. A Lambda cold start keeps the
+    deferral (one request at a time, and a function that calls no http target skips it)."""
+    if any(isinstance(target, HttpTarget) for target in config.targets.values()):
+        # cold start: aiohttp only where an http target exists (servers only, see above)
+        import gateway.upstreams.strict_heads  # noqa: F401 - imported for its cost now
+
+
 def config_path_from_env() -> str:
     return os.environ.get("GATEWAY_CONFIG") or DEFAULT_CONFIG
 
@@ -119,6 +129,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        warm_imports(holder.current.config)
         settle_gc()
         if holder.current.store is not None:
             await holder.current.store.warm_up()

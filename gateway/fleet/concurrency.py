@@ -32,6 +32,9 @@ from gateway.fleet.breaker import ALLOW_LUA, FleetBreaker
 from gateway.fleet.store import Script, StateStore, StateUnavailable
 from gateway.protection.concurrency import LimitExceeded
 
+AGAIN_AFTER = 1.0
+"""Seconds after a failed round trip that a release is sent (again): a slot that Redis may
+have granted or kept comes back then rather than when its lease expires."""
 POLL_FIRST = 0.002
 POLL_MAX = 0.025
 """A waiter polls after 2 ms, doubling up to 25 ms: the slowest hand-over of a freed slot."""
@@ -202,8 +205,13 @@ class FleetConcurrencyLimit:
                     raise LimitExceeded(self._limit, self._queue_timeout)
                 await asyncio.sleep(min(pause, left))
                 pause = min(pause * 2, POLL_MAX)
-        except StateUnavailable:
-            raise  # no second call to a Redis that just failed: its entries expire by themselves
+        except StateUnavailable as exc:
+            if isinstance(exc.__cause__, TimeoutError):
+                # It may have run all the same (Redis slow, or this loop busy past the
+                # deadline): a lease nobody holds would cut the fleet's capacity until it
+                # expired, so it is released once Redis has had time to run it.
+                asyncio.get_running_loop().call_later(AGAIN_AFTER, self._release, lease_id)
+            raise
         except BaseException as exc:
             # Timed out in the queue, or cancelled (perhaps just after Redis granted the lease).
             if may_wait or not isinstance(exc, LimitExceeded):
@@ -211,8 +219,9 @@ class FleetConcurrencyLimit:
             raise
 
     def _release(self, lease_id: str) -> None:
-        """Free the slot, or leave the queue, with this turn's batch (a lost one expires)."""
-        self._store.post(_RELEASE_SCRIPT, self._keys[:3], (lease_id,))
+        """Free the slot, or leave the queue, with this turn's batch; sent once more a moment
+        later if that failed (a lost one expires with its lease)."""
+        self._store.post(_RELEASE_SCRIPT, self._keys[:3], (lease_id,), again_after=AGAIN_AFTER)
 
 
 _INSTANCE = os.urandom(8).hex()

@@ -99,14 +99,19 @@ _Command: TypeAlias = tuple[Any, ...]
 
 
 class _Call:
-    __slots__ = ("command", "deadline", "future")
+    __slots__ = ("again_after", "command", "deadline", "future")
 
     def __init__(
-        self, command: _Command, future: asyncio.Future[Any] | None, deadline: float
+        self,
+        command: _Command,
+        future: asyncio.Future[Any] | None,
+        deadline: float,
+        again_after: float | None = None,
     ) -> None:
         self.command = command
         self.future = future  # None for a posted call: its outcome is only counted
         self.deadline = deadline  # loop time
+        self.again_after = again_after  # a posted call sent once more this much later
 
 
 class StateStore:
@@ -179,9 +184,18 @@ class StateStore:
         """One plain command, as `execute_command` takes it; its reply raw (no callbacks)."""
         return await self._wait_for((None, *command))
 
-    def post(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> None:
-        """Run `script` with this turn's batch; nobody waits for it, a failure is only counted."""
-        self._enqueue((script, keys, args), None)
+    def post(
+        self,
+        script: Script,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        again_after: float | None = None,
+    ) -> None:
+        """Run `script` with this turn's batch; nobody waits for it, a failure is only counted.
+
+        With `again_after` (an idempotent script: a release), a failed send goes once more
+        that many seconds later: a round trip that timed out may or may not have run."""
+        self._enqueue((script, keys, args), None, again_after)
 
     @property
     def pending(self) -> bool:
@@ -201,14 +215,19 @@ class StateStore:
         self._enqueue(command, future)
         return await future
 
-    def _enqueue(self, command: _Command, future: asyncio.Future[Any] | None) -> None:
+    def _enqueue(
+        self,
+        command: _Command,
+        future: asyncio.Future[Any] | None,
+        again_after: float | None = None,
+    ) -> None:
         loop = asyncio.get_running_loop()
         if self._batch is None:
             self._batch, self._urgent = [], False
             if future is None and self._sending is None:
                 # Only posted calls so far: they wait a moment for a call to ride with.
                 loop.call_later(POST_LINGER, self._send_batch)
-        self._batch.append(_Call(command, future, loop.time() + self.timeout))
+        self._batch.append(_Call(command, future, loop.time() + self.timeout, again_after))
         if future is not None and not self._urgent:
             self._urgent = True
             if self._sending is None:
@@ -239,11 +258,14 @@ class StateStore:
         except (TimeoutError, RedisError, OSError) as exc:
             self._observe(time.perf_counter() - started, len(batch))
             self._failed(exc, len(batch))
+            loop = asyncio.get_running_loop()
             for call in batch:
                 if call.future is not None and not call.future.done():
                     error = StateUnavailable(f"shared state unavailable: {type(exc).__name__}")
                     error.__cause__ = exc
                     call.future.set_exception(error)
+                elif call.future is None and call.again_after is not None:
+                    loop.call_later(call.again_after, self._enqueue, call.command, None)
             return
         except BaseException:  # cancelled (a loop shutting down): nobody may wait for ever
             for call in batch:

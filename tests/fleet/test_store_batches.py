@@ -7,8 +7,10 @@ import time
 from typing import Any
 
 import pytest
+import redis as sync_redis
 from redis.asyncio.connection import Connection
 
+from gateway.fleet.concurrency import AGAIN_AFTER
 from gateway.fleet.store import POST_LINGER, Script, StateUnavailable, packed_command
 from tests.fleet import fleet_children as kids
 from tests.fleet.redis_kit import RedisServer
@@ -135,3 +137,58 @@ def test_a_posted_call_alone_is_sent_after_a_moment_without_drain(redis_url: str
 
     # THEN it went by itself once the moment passed: nothing is pending, Redis has it
     assert asyncio.run(scenario()) == (False, b"1", 2)
+
+
+def test_a_slot_whose_acquire_timed_out_comes_back_long_before_its_lease(
+    redis_server: RedisServer,
+) -> None:
+    # GIVEN a fleet limit with 30 s leases, and a store with a 100 ms timeout
+    async def scenario() -> tuple[bool, int, int]:
+        store = kids.make_store(redis_server.url, on_unavailable="local", timeout=0.1)
+        try:
+            limit = kids.make_limit(store, queue_timeout=0.0, lease=30.0)
+            async with limit.slot():
+                pass
+            await store.drain()
+            # WHEN Redis stalls while a slot is asked for (it answers late: the acquire runs
+            # when Redis resumes, after the caller gave up and held a local slot instead)
+            redis_server.stall()
+            async with limit.slot():
+                fell_back = not store.available
+            asyncio.get_running_loop().call_later(0.3, redis_server.resume)
+            await asyncio.sleep(0.5)
+            stale = await limit.count_in_flight()
+            await asyncio.sleep(AGAIN_AFTER + 0.5)
+            return fell_back, stale, await limit.count_in_flight()
+        finally:
+            redis_server.resume()
+            await store.close()
+
+    fell_back, stale, after = asyncio.run(scenario())
+    # THEN the late acquire left a lease nobody holds, and it is released within about a
+    # second, not after its 30 s
+    assert fell_back
+    assert (stale, after) == (1, 0)
+
+
+def test_a_release_lost_on_a_broken_connection_is_sent_again(redis_server: RedisServer) -> None:
+    # GIVEN a held fleet slot with a 30 s lease
+    async def scenario() -> tuple[int, int]:
+        store = kids.make_store(redis_server.url, on_unavailable="local", timeout=0.5)
+        killer = sync_redis.Redis.from_url(redis_server.url)
+        try:
+            limit = kids.make_limit(store, queue_timeout=0.0, lease=30.0)
+            async with limit.slot():
+                # WHEN Redis drops the gateway's connections while the slot is held, so the
+                # release goes out on a dead one and never reaches Redis
+                killer.client_kill_filter(_type="normal", skipme=True)
+            await asyncio.sleep(0.2)
+            lost = await limit.count_in_flight()
+            await asyncio.sleep(AGAIN_AFTER)
+            return lost, await limit.count_in_flight()
+        finally:
+            killer.close()
+            await store.close()
+
+    # THEN the slot was still taken, and the release sent again a second later freed it
+    assert asyncio.run(scenario()) == (1, 0)

@@ -42,3 +42,14 @@ def cluster_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSer
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server that speaks TLS only (rediss://), as ElastiCache Serverless does."""
+    server = RedisServer(tmp_path_factory.mktemp("tls"), tls=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

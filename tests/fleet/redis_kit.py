@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -38,7 +41,7 @@ def _cluster_port() -> int:
 class RedisServer:
     """One redis-server process; kill/stall/restart it on the same port."""
 
-    def __init__(self, workdir: Path, *, cluster: bool = False) -> None:
+    def __init__(self, workdir: Path, *, cluster: bool = False, tls: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: apt-get install -y redis-server")
@@ -48,10 +51,22 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._process: subprocess.Popen[bytes] | None = None
         self._cluster = cluster
+        self._tls: ssl.SSLContext | None = None
+        if tls:
+            # TLS only (port 0: no plain port), as ElastiCache Serverless: a self-signed
+            # certificate for 127.0.0.1, which the URL tells the client to trust.
+            self.certificate = self_signed(workdir)
+            self._tls = ssl.create_default_context(cafile=str(self.certificate[0]))
+            self.url = f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.certificate[0]}"
 
     def start(self) -> None:
         command = [self._binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--save", "", "--appendonly", "no", "--dir", str(self._workdir)]
+        if self._tls is not None:
+            certificate, key = self.certificate
+            command[1:3] = ["--port", "0", "--tls-port", str(self.port)]
+            command += ["--tls-cert-file", str(certificate), "--tls-key-file", str(key)]
+            command += ["--tls-ca-cert-file", str(certificate), "--tls-auth-clients", "no"]
         if self._cluster:
             # A cluster of one node owning every slot: what ElastiCache Serverless shows a
             # client (one endpoint, no MOVED), with the cluster's rules (CROSSSLOT) enforced.
@@ -118,8 +133,50 @@ class RedisServer:
 
     def _pong(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
-                conn.sendall(b"PING\r\n")
-                return conn.recv(16).startswith(b"+PONG")
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as raw:
+                if self._tls is None:
+                    raw.sendall(b"PING\r\n")
+                    return raw.recv(16).startswith(b"+PONG")
+                with self._tls.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+                    conn.sendall(b"PING\r\n")
+                    return conn.recv(16).startswith(b"+PONG")
         except OSError:
             return False
+
+
+def self_signed(workdir: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1, valid for a day."""
+    # cryptography comes with PyJWT[crypto], a dependency of the gateway's
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = workdir / "redis-cert.pem", workdir / "redis-key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path

@@ -8,6 +8,9 @@ retries or a NOSCRIPT reload (three commands) would multiply it. So each round t
 disconnects its connection), with the client's own retries off and a connect timeout as a
 backstop.
 
+After a round trip timed out, the calls of the next QUIET_AFTER_TIMEOUT seconds fail at once
+(a stalled Redis would cost each request `timeout` per protection), then one batch tries again.
+
 Availability is tracked as transitions: the first failure after a success logs once and the
 first success after failures logs once; every failed call counts in `unavailable_total`. A
 later call simply tries again, so a Redis that comes back is used again without a restart.
@@ -52,6 +55,10 @@ log = logging.getLogger("gateway.fleet")
 
 MAX_CONNECTIONS = 64
 """Per process: more concurrent Redis calls than this queue for a connection."""
+QUIET_AFTER_TIMEOUT = 0.5
+"""Seconds after a round trip timed out during which calls are not sent but fail at once
+(Redis stalled: every request would wait `timeout` per protection); the first batch after
+them tries Redis again, so fleet-wide limits resume within this much of its recovery."""
 MAX_REFUSALS = 32
 """Distinct reasons for Redis refusing a call that are logged (each once)."""
 POST_LINGER = 0.001
@@ -63,6 +70,10 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 
 StateObserver: TypeAlias = Callable[[float | None, int, bool], None]
 """(a round trip's seconds or None, calls failed, available now)."""
+
+
+class _Quiet(Exception):
+    """A batch not sent: Redis timed out a moment ago."""
 
 
 class StateUnavailable(GatewayError):
@@ -135,6 +146,7 @@ class StateStore:
         self._idle: list[AbstractConnection] = []  # taken from the pool, free between batches
         self._loaded: set[str] = set()  # the SHAs of the scripts this Redis has from us
         self._refusals: set[str] = set()  # the reasons already logged
+        self._quiet_until = 0.0  # loop time: after a timeout, no round trip before this
         self.observer: StateObserver | None = None
         """Told of every round trip and failure, besides this store's own counts: the metrics
         of a multi-worker server, where a scrape must sum every worker's."""
@@ -250,22 +262,23 @@ class StateStore:
 
     async def _send(self, batch: list[_Call]) -> None:
         started = time.perf_counter()
+        loop = asyncio.get_running_loop()
         # Each call waits at most `timeout` from when it was made, queueing included.
         deadline = min(call.deadline for call in batch)
         try:
+            if loop.time() < self._quiet_until:
+                raise _Quiet(f"Redis timed out less than {QUIET_AFTER_TIMEOUT:g}s ago")
             async with asyncio.timeout_at(deadline):
                 results = await self._execute([call.command for call in batch])
-        except (TimeoutError, RedisError, OSError) as exc:
-            self._observe(time.perf_counter() - started, len(batch))
+        except (TimeoutError, RedisError, OSError, _Quiet) as exc:
+            if isinstance(exc, TimeoutError):
+                # A stalled Redis would cost every request `timeout` per call: the calls of
+                # the next moment go to on_unavailable at once, then one batch tries again.
+                self._quiet_until = loop.time() + QUIET_AFTER_TIMEOUT
+            if not isinstance(exc, _Quiet):
+                self._observe(time.perf_counter() - started, len(batch))
             self._failed(exc, len(batch))
-            loop = asyncio.get_running_loop()
-            for call in batch:
-                if call.future is not None and not call.future.done():
-                    error = StateUnavailable(f"shared state unavailable: {type(exc).__name__}")
-                    error.__cause__ = exc
-                    call.future.set_exception(error)
-                elif call.future is None and call.again_after is not None:
-                    loop.call_later(call.again_after, self._enqueue, call.command, None)
+            self._fail_batch(batch, exc, loop)
             return
         except BaseException:  # cancelled (a loop shutting down): nobody may wait for ever
             for call in batch:
@@ -277,6 +290,20 @@ class StateStore:
             self._transitions += 1
             log.warning("shared state is back: fleet-wide limits resume")
         self._observe(time.perf_counter() - started, len(batch))
+        self._answer_batch(batch, results)
+
+    def _fail_batch(
+        self, batch: list[_Call], exc: BaseException, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        for call in batch:
+            if call.future is not None and not call.future.done():
+                error = StateUnavailable(f"shared state unavailable: {type(exc).__name__}")
+                error.__cause__ = exc
+                call.future.set_exception(error)
+            elif call.future is None and call.again_after is not None:
+                loop.call_later(call.again_after, self._enqueue, call.command, None)
+
+    def _answer_batch(self, batch: list[_Call], results: list[Any]) -> None:
         for call, result in zip(batch, results, strict=True):
             refused = (
                 self._refused(call.command, result) if isinstance(result, ResponseError) else None

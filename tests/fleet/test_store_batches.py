@@ -11,7 +11,13 @@ import redis as sync_redis
 from redis.asyncio.connection import Connection
 
 from gateway.fleet.concurrency import AGAIN_AFTER
-from gateway.fleet.store import POST_LINGER, Script, StateUnavailable, packed_command
+from gateway.fleet.store import (
+    POST_LINGER,
+    QUIET_AFTER_TIMEOUT,
+    Script,
+    StateUnavailable,
+    packed_command,
+)
 from tests.fleet import fleet_children as kids
 from tests.fleet.redis_kit import RedisServer
 
@@ -192,3 +198,40 @@ def test_a_release_lost_on_a_broken_connection_is_sent_again(redis_server: Redis
 
     # THEN the slot was still taken, and the release sent again a second later freed it
     assert asyncio.run(scenario()) == (1, 0)
+
+
+def test_after_a_timeout_calls_go_to_on_unavailable_at_once_for_a_moment(
+    redis_server: RedisServer,
+) -> None:
+    # GIVEN a warm store with a 100 ms timeout, and Redis stalled (SIGSTOP)
+    async def scenario() -> tuple[float, float, int, Any]:
+        store = kids.make_store(redis_server.url, timeout=0.1)
+        try:
+            await store.run(ECHO, ("k",), ("warm",))
+            redis_server.stall()
+            # WHEN a call times out, then 10 more come one after another
+            started = time.monotonic()
+            with pytest.raises(StateUnavailable):
+                await store.run(ECHO, ("k",), ("first",))
+            first = time.monotonic() - started
+            started = time.monotonic()
+            for n in range(10):
+                with pytest.raises(StateUnavailable):
+                    await store.run(ECHO, ("k",), (n,))
+            rest = time.monotonic() - started
+            trips = store.snapshot().calls
+            # ... and Redis comes back
+            redis_server.resume()
+            await asyncio.sleep(QUIET_AFTER_TIMEOUT + 0.1)
+            return first, rest, trips, await store.run(ECHO, ("k",), ("back",))
+        finally:
+            redis_server.resume()
+            await store.close()
+
+    first, rest, trips, back = asyncio.run(scenario())
+    # THEN the first waited its timeout, the 10 others failed at once without a round trip
+    # (2 in all: the warm-up and the first), and once the moment passed Redis answered again
+    assert 0.09 < first < 1.0
+    assert rest < 0.09
+    assert trips == 2
+    assert back == [b"k", b"back"]

@@ -1,28 +1,20 @@
-"""Shared pieces of the admission attack tests: an echoing upstream, tables, raw requests."""
+"""Shared pieces of the admission attack tests: tables, raw requests (the echoing upstream is
+conftest.py's fixture)."""
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.app import create_app
-from legacy_stub.app import create_app as create_legacy
 from tests.support import rawhttp
 from tests.support.servers import serve_in_thread, write_config
 
 PARSERS = [pytest.param("h11", id="h11"), pytest.param("httptools", id="httptools")]
-
-
-@pytest.fixture(scope="module")
-def echo_upstream() -> Iterator[str]:
-    """The legacy stub, whose /echo/... answers with the request it received."""
-    with serve_in_thread(create_legacy()) as url:
-        yield url
 
 
 def serve_table(tmp_path: Path, text: str, http: str = "auto") -> Any:

@@ -17,15 +17,12 @@ from tests.security.admission_kit import (
     PARSERS,
     alb_event,
     answer_body,
-    echo_upstream,
     send,
     serve_table,
 )
 from tests.support.lambda_runner import lambda_process
 from tests.support.rawhttp import RawResponse
 from tests.support.servers import write_config
-
-__all__ = ["echo_upstream"]
 
 KEY = "right-key"
 ATTACKER = "203.0.113.66"

@@ -13,7 +13,6 @@ from tests.security.admission_kit import (
     PARSERS,
     alb_event,
     answer_body,
-    echo_upstream,
     echoed_headers,
     send,
     serve_table,
@@ -22,8 +21,6 @@ from tests.security.admission_kit import (
 from tests.support import jwt_kit
 from tests.support.lambda_runner import lambda_process
 from tests.support.servers import write_config
-
-__all__ = ["echo_upstream"]
 
 KEY = "the-real-key"
 SIGNER = jwt_kit.ec_key("k1")

@@ -11,7 +11,6 @@ from tests.security.admission_kit import (
     PARSERS,
     alb_event,
     answer_body,
-    echo_upstream,
     echoed_headers,
     send,
     serve_table,
@@ -19,8 +18,6 @@ from tests.security.admission_kit import (
 )
 from tests.support.lambda_runner import lambda_process
 from tests.support.servers import write_config
-
-__all__ = ["echo_upstream"]
 
 
 def table(upstream: str, trusted: str = "") -> str:

@@ -12,10 +12,8 @@ from gateway.app import create_app
 from gateway.config.load import parse_config
 from gateway.config.model import BreakerPolicy, ConfigError
 from tests.conformance.deviations import require_documented
-from tests.security.admission_kit import echo_upstream, send, serve_table
+from tests.security.admission_kit import send, serve_table
 from tests.support.servers import serve_in_thread, write_config
-
-__all__ = ["echo_upstream"]
 
 
 def breaker_table(upstream: str, count: str) -> str:

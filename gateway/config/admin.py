@@ -12,7 +12,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from gateway.config.check import Checker, key_line
 from gateway.config.model import DEFAULT_MAX_FAILURES, AdminSpec, AuthSpec, RateSpec
-from gateway.config.sections import Reader, _api_keys, _jwt
+from gateway.config.sections import Reader, api_keys_block, jwt_block
 from gateway.config.units import rate_parts
 
 ADMIN_KEYS = ("api_keys", "jwt", "networks", "max_failures")
@@ -60,10 +60,10 @@ def admin(document: CommentedMap, checker: Checker) -> AdminSpec | None:
     credential: AuthSpec | None = None
     if "jwt" in node:
         jwt = read.mapping("jwt")
-        credential = _jwt(Reader(jwt, "admin.jwt", checker)) if jwt is not None else None
+        credential = jwt_block(Reader(jwt, "admin.jwt", checker)) if jwt is not None else None
     elif "api_keys" in node:
         keys = read.mapping("api_keys")
-        credential = _api_keys(Reader(keys, "admin.api_keys", checker)) if keys else None
+        credential = api_keys_block(Reader(keys, "admin.api_keys", checker)) if keys else None
     return AdminSpec(credential, _networks(read), max_failures(read))
 
 

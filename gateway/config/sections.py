@@ -288,12 +288,12 @@ def auth(spec: CommentedMap, where: str, checker: Checker) -> AuthSpec | None:
     read = Reader(node, where, checker)
     if "jwt" in node:
         jwt = read.mapping("jwt")
-        return _jwt(Reader(jwt, f"{where}.jwt", checker)) if jwt is not None else None
+        return jwt_block(Reader(jwt, f"{where}.jwt", checker)) if jwt is not None else None
     keys = read.mapping("api_keys")
-    return _api_keys(Reader(keys, f"{where}.api_keys", checker)) if keys is not None else None
+    return api_keys_block(Reader(keys, f"{where}.api_keys", checker)) if keys is not None else None
 
 
-def _jwt(read: Reader) -> JwtSpec | None:
+def jwt_block(read: Reader) -> JwtSpec | None:
     read.checker.unknown_keys(
         read.node, ("issuer", "audience", "jwks_url", "jwks_file", "scopes"), read.where
     )
@@ -341,7 +341,7 @@ def _jwks_file_problem(file: str, source: str) -> str | None:
     return check_jwks_file(base_dir(source) / file)
 
 
-def _api_keys(read: Reader) -> ApiKeySpec | None:
+def api_keys_block(read: Reader) -> ApiKeySpec | None:
     read.checker.unknown_keys(read.node, ("header", "keys"), read.where)
     keys = read.node.get("keys")
     if not isinstance(keys, list) or not keys:

@@ -4,7 +4,7 @@ Everything costly is built once, at cold start, here at import: the config, the 
 route table, the upstream objects. A warm invocation reuses all of it (the HTTP pools live
 on one event loop, which persists between invocations).
 
-ALB and HTTP API events take the gateway's own short cycle (`gateway.alb` builds
+ALB and HTTP API events take the gateway's own short cycle (`gateway.alb.events` builds
 the scope and the answer, the app runs on the one loop); API Gateway's REST events go
 through Mangum. Whatever the event, the handler answers: a malformed event is a JSON 400
 (what a client could have sent) or 502 (what only a broken integration could send, logged),
@@ -20,8 +20,8 @@ from typing import Any
 
 from mangum import Mangum
 
-from gateway.alb import Adapter, adapter_for, sized_answer
-from gateway.alb_fields import BrokenEvent, EventRefused, ResponseTooLarge
+from gateway.alb.events import Adapter, adapter_for, sized_answer
+from gateway.alb.fields import BrokenEvent, EventRefused, ResponseTooLarge
 from gateway.app import create_app, settle_gc
 from gateway.asgi import Message, Scope
 from gateway.errors import GatewayError, InternalError, render

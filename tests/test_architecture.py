@@ -33,8 +33,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "gateway.normalize",
         "gateway.decision",
         "gateway.alb",
-        "gateway.alb_fields",
-        "gateway.alb_target",
     ),
     # the mechanisms, side by side (fleet: their shared state on Redis; parity: comparing answers)
     (

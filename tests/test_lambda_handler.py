@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateway.alb_fields import header_list
+from gateway.alb.fields import header_list
 from tests.support import lambda_kit as kit
 from tests.support.lambda_kit import alb_event, answer_body, error_code, lambda_entry, pattern
 from tests.support.lambda_runner import LambdaProcess

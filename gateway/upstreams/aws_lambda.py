@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from gateway.alb_target import target_answer, target_event
+from gateway.alb.target import target_answer, target_event
 from gateway.config.model import LambdaTarget
 from gateway.errors import (
     ConnectFailed,

@@ -23,7 +23,7 @@ from mangum.handlers import ALB as MangumALB
 from mangum.handlers import HTTPGateway
 from mangum.types import LambdaConfig, LambdaContext, Response
 
-from gateway.alb import ALBEvent, HttpApiEvent
+from gateway.alb.events import ALBEvent, HttpApiEvent
 from tests.conformance.deviations import require_documented
 from tests.conformance.lambda_replay import answer_shape, differences, sent
 from tests.support.lambda_kit import echoed, lambda_entry

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.alb_target import TARGET_GROUP_ARN
+from gateway.alb.target import TARGET_GROUP_ARN
 from gateway.app import create_app
 from gateway.upstreams import aws_lambda
 from tests.support.gateways import GatewayFactory

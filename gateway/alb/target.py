@@ -1,7 +1,7 @@
 """The ALB wire shape the other way: the event a Lambda *target* receives, and its answer.
 
 The gateway invokes a Lambda target with the event an ALB would send it, and reads the
-answer an ALB would read; the text-or-base64 rule for bodies is `gateway.alb`'s, both ways.
+answer an ALB would read; the text-or-base64 rule for bodies is `gateway.alb.events`'s, both ways.
 Pure: no boto3, no I/O, no upstream types, so the exact event a function receives is easy
 to test.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.alb import encode_body
-from gateway.alb_fields import base64_body
+from gateway.alb.events import encode_body
+from gateway.alb.fields import base64_body
 from gateway.errors import UpstreamUnavailable
 from gateway.headers import RawHeaders
 

@@ -2,7 +2,7 @@
 HTTP API (payload 2.0) events, which Lambda function URLs send too.
 
 Each adapter reads its event into an ASGI scope and body (`request`, which raises
-`EventRefused` or `BrokenEvent` from `gateway.alb_fields` on a malformed event) and maps
+`EventRefused` or `BrokenEvent` from `gateway.alb.fields` on a malformed event) and maps
 an answer back into the shape its caller requires (`answer`), never raising.
 
 ALB: the ALB does not decode the path or query, so both go on as they came; the client is
@@ -22,7 +22,7 @@ from http import HTTPStatus
 from typing import Any, ClassVar
 from urllib.parse import unquote
 
-from gateway.alb_fields import (
+from gateway.alb.fields import (
     BrokenEvent,
     ResponseTooLarge,
     body_bytes,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.alb import ALBEvent
-from gateway.alb_target import target_answer, target_event
+from gateway.alb.events import ALBEvent
+from gateway.alb.target import target_answer, target_event
 from gateway.errors import UpstreamUnavailable
 
 BODIES = {

@@ -1,0 +1,1 @@
+"""The ALB (and API Gateway HTTP API) wire shapes, both ways."""

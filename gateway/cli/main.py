@@ -19,6 +19,7 @@ from gateway.cli.explain import EXPLAIN_PATH, parse_header, render, report
 from gateway.cli.parity import add_parity_verb
 from gateway.config.load import load_config
 from gateway.config.model import ConfigError, GatewayConfig
+from gateway.config.store import load_from, store_for
 from gateway.migration.migrate import add_migrate_verb
 from gateway.migration.progress import add_progress_verb
 from gateway.migration.record import add_by, recorded
@@ -30,7 +31,11 @@ DEFAULT_FILE = "routes.yaml"
 
 
 def _load(path: str) -> GatewayConfig | None:
+    """The table at `path`, or `s3://bucket/key` or `ssm:/name` as GATEWAY_CONFIG takes them:
+    checked by the code the running gateway loads it with. None (problems printed) if bad."""
     try:
+        if path.startswith(("s3://", "ssm:")):
+            return load_from(store_for(path))
         return load_config(path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
@@ -114,7 +119,10 @@ def parser() -> argparse.ArgumentParser:
     served = verbs.add_parser("serve", help="serve the gateway under uvicorn, set up as it needs")
     serve.add_arguments(served)
     served.set_defaults(run=serve.run)
-    validate = verbs.add_parser("validate", help="check a routes.yaml; exit 1 listing problems")
+    validate = verbs.add_parser(
+        "validate",
+        help="check a routes.yaml (a file, s3://bucket/key or ssm:/name); exit 1 listing problems",
+    )
     validate.add_argument("file", nargs="?", default=DEFAULT_FILE)
     validate.set_defaults(run=cmd_validate)
     explain = verbs.add_parser("explain", help="which route and targets a request gets, and why")

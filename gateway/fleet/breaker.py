@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from gateway.fleet.store import Script, StateStore, StateUnavailable
+from gateway.fleet.store import StateStore, StateUnavailable
+from gateway.fleet.wire import Script
 
 HALF_OPEN_FOR = 3_600_000
 """How long (ms) the fleet stays half-open waiting for probes before it forgets the episode."""

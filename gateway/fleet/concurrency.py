@@ -29,7 +29,8 @@ from types import TracebackType
 from typing import Protocol
 
 from gateway.fleet.breaker import ALLOW_LUA, FleetBreaker
-from gateway.fleet.store import Script, StateStore, StateUnavailable
+from gateway.fleet.store import StateStore, StateUnavailable
+from gateway.fleet.wire import Script
 from gateway.protection.concurrency import LimitExceeded
 
 AGAIN_AFTER = 1.0

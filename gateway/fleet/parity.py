@@ -19,7 +19,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gateway.fleet.store import Script, StateStore, StateUnavailable
+from gateway.fleet.store import StateStore, StateUnavailable
+from gateway.fleet.wire import Script
 from gateway.parity.compare import Kind, Outcome
 from gateway.parity.counters import BUCKET_SECONDS, MAX_PATHS, Snapshot, Tally
 

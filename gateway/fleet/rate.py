@@ -19,7 +19,8 @@ from __future__ import annotations
 import hashlib
 from typing import Protocol
 
-from gateway.fleet.store import Script, StateStore, StateUnavailable
+from gateway.fleet.store import StateStore, StateUnavailable
+from gateway.fleet.wire import Script
 
 _GCRA = """
 local t = redis.call('TIME')

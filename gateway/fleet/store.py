@@ -14,7 +14,7 @@ After a round trip timed out, the calls of the next QUIET_AFTER_TIMEOUT seconds 
 Availability is tracked as transitions: the first failure after a success logs once and the
 first success after failures logs once; every failed call counts in `unavailable_total`. A
 later call simply tries again, so a Redis that comes back is used again without a restart.
-Scripts go through EVALSHA and are loaded again on NOSCRIPT (after a Redis restart).
+How a batch goes over the wire (one pipeline, scripts by SHA) is gateway/fleet/wire.py's.
 
 Calls are pipelined ("auto-pipelining", as ioredis and Lettuce do it): every call made in one
 turn of the event loop joins one batch, sent at the end of that turn as one pipeline, one round
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -43,18 +42,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import AbstractConnection, ConnectionPool
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from gateway.config.model import StateSettings
 from gateway.errors import GatewayError
+from gateway.fleet.wire import Command, Script, Wire, client_for
 
 log = logging.getLogger("gateway.fleet")
 
-MAX_CONNECTIONS = 64
-"""Per process: more concurrent Redis calls than this queue for a connection."""
 QUIET_AFTER_TIMEOUT = 0.5
 """Seconds after a round trip timed out during which calls are not sent but fail at once
 (Redis stalled: every request would wait `timeout` per protection); the first batch after
@@ -95,26 +90,12 @@ class StoreSnapshot:
     commands: int = 0  # scripts and commands sent, in all those round trips
 
 
-class Script:
-    """A Lua script run by SHA; `StateStore.run` loads it again when Redis forgot it."""
-
-    __slots__ = ("sha", "source")
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()  # what SCRIPT LOAD would answer
-
-
-_Command: TypeAlias = tuple[Any, ...]
-"""One entry of a batch: (Script, keys, args) or (None, *command)."""
-
-
 class _Call:
     __slots__ = ("again_after", "command", "deadline", "future")
 
     def __init__(
         self,
-        command: _Command,
+        command: Command,
         future: asyncio.Future[Any] | None,
         deadline: float,
         again_after: float | None = None,
@@ -132,7 +113,7 @@ class StateStore:
         self.settings = settings
         self.timeout = settings.timeout
         self.prefix = settings.prefix
-        self._client = client if client is not None else _client(settings)
+        self._wire = Wire(client if client is not None else client_for(settings))
         self._available = True
         self._unavailable_total = 0
         self._transitions = 0
@@ -143,8 +124,6 @@ class StateStore:
         self._batch: list[_Call] | None = None
         self._sending: asyncio.Task[None] | None = None
         self._urgent = False  # whether somebody awaits a call of the next batch
-        self._idle: list[AbstractConnection] = []  # taken from the pool, free between batches
-        self._loaded: set[str] = set()  # the SHAs of the scripts this Redis has from us
         self._refusals: set[str] = set()  # the reasons already logged
         self._quiet_until = 0.0  # loop time: after a timeout, no round trip before this
         self.observer: StateObserver | None = None
@@ -171,7 +150,7 @@ class StateStore:
         than one call's timeout); whether Redis answered. A failure is counted like any other."""
         try:
             async with asyncio.timeout(within):
-                await self._client.ping()
+                await self._wire.client.ping()
         except (TimeoutError, RedisError, OSError) as exc:
             self._failed(exc)
             return False
@@ -179,10 +158,7 @@ class StateStore:
 
     async def close(self) -> None:
         await self.drain()  # released slots still queued go first
-        idle, self._idle = self._idle, []
-        for connection in idle:
-            await self._client.connection_pool.release(connection)
-        await self._client.aclose()
+        await self._wire.close()
 
     async def aclose(self) -> None:
         """As `close`: the name the runtime's closeables share."""
@@ -222,14 +198,14 @@ class StateStore:
             if self._sending is not None:
                 await asyncio.wait([self._sending])
 
-    async def _wait_for(self, command: _Command) -> Any:
+    async def _wait_for(self, command: Command) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._enqueue(command, future)
         return await future
 
     def _enqueue(
         self,
-        command: _Command,
+        command: Command,
         future: asyncio.Future[Any] | None,
         again_after: float | None = None,
     ) -> None:
@@ -269,7 +245,7 @@ class StateStore:
             if loop.time() < self._quiet_until:
                 raise _Quiet(f"Redis timed out less than {QUIET_AFTER_TIMEOUT:g}s ago")
             async with asyncio.timeout_at(deadline):
-                results = await self._execute([call.command for call in batch])
+                results = await self._wire.execute([call.command for call in batch])
         except (TimeoutError, RedisError, OSError, _Quiet) as exc:
             if isinstance(exc, TimeoutError):
                 # A stalled Redis would cost every request `timeout` per call: the calls of
@@ -315,60 +291,6 @@ class StateStore:
             else:
                 call.future.set_result(result)
 
-    async def _execute(self, commands: list[_Command]) -> list[Any]:
-        # A script this Redis has not seen from us is loaded in the same pipeline, ahead of
-        # its first use: no round trip more, and the batch runs in the order it was made.
-        fresh = {command[0].sha: command[0] for command in commands if command[0] is not None}
-        loads: list[_Command] = [
-            (None, "SCRIPT", "LOAD", script.source)
-            for sha, script in fresh.items()
-            if sha not in self._loaded
-        ]
-        answers = await self._pipeline(loads + commands)
-        results = answers[len(loads) :]
-        self._loaded.update(
-            answer.decode() for answer in answers[: len(loads)] if isinstance(answer, bytes)
-        )
-        missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
-        if missing:
-            # Redis forgot them (a restart, a failover, SCRIPT FLUSH): load them and run those
-            # again. Only here may a call run after one made later in its batch.
-            self._loaded.clear()
-            for source in {commands[i][0].source for i in missing}:
-                await self._client.script_load(source)
-            again = await self._pipeline([commands[i] for i in missing])
-            for i, result in zip(missing, again, strict=True):
-                results[i] = result
-        return results
-
-    async def _pipeline(self, commands: list[_Command]) -> list[Any]:
-        """Every command in one write, every reply read back: one round trip.
-
-        On one pooled connection of redis-py's, below its Pipeline object, whose bookkeeping
-        per batch (module imports, observability, reply callbacks) cost ~25% more CPU per call
-        (bench: lone 138 vs 115 µs, batch of 16 20 vs 16 µs per command). Replies come raw:
-        the scripts answer numbers and strings, the plain commands are run for their effect
-        or read raw (HGETALL as a flat list)."""
-        pool = self._client.connection_pool
-        connection = self._idle.pop() if self._idle else await _taken(pool)
-        try:
-            await connection.send_packed_command(
-                b"".join([packed_command(command) for command in commands]), check_health=False
-            )
-            results: list[Any] = []
-            for _ in commands:
-                try:
-                    results.append(await connection.read_response())
-                except ResponseError as error:  # this command's own error (NOSCRIPT too)
-                    results.append(error)
-        except BaseException:
-            await pool.release(connection)  # disconnected by redis-py on the way out
-            raise
-        # Kept rather than given back: the pool's lock and timer per batch cost more than the
-        # call itself at load. Still the pool's (counted in max_connections) until close().
-        self._idle.append(connection)
-        return results
-
     def snapshot(self) -> StoreSnapshot:
         cumulative, running = [], 0
         for bound, count in zip(LATENCY_BUCKETS, self._bucket_counts, strict=True):
@@ -384,7 +306,7 @@ class StateStore:
             commands=self._commands,
         )
 
-    def _refused(self, command: _Command, error: ResponseError) -> StateUnavailable:
+    def _refused(self, command: Command, error: ResponseError) -> StateUnavailable:
         """Redis answered but refused this one call (CROSSSLOT, OOM, a script's error): the
         caller follows on_unavailable like any failure, never a 500; logged once per reason."""
         self._unavailable_total += 1
@@ -421,48 +343,3 @@ class StateStore:
             self._bucket_counts[index] += 1
         if self.observer is not None:
             self.observer(seconds, 0, self._available)
-
-
-async def _taken(pool: ConnectionPool) -> AbstractConnection:
-    connection: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
-    return connection
-
-
-def packed_command(command: _Command) -> bytes:
-    """The command in RESP, as redis-py's `pack_command` writes it for these argument types
-    (str as UTF-8, int and float by `repr`), at a sixth of its cost (its encoder's checks
-    per argument were 6% of a proxied request's CPU)."""
-    script, *rest = command
-    if script is None:
-        words = rest
-    else:
-        keys, args = rest
-        words = ["EVALSHA", script.sha, len(keys), *keys, *args]
-    parts = [b"*%d\r\n" % len(words)]
-    for word in words:
-        if isinstance(word, bytes):
-            data = word
-        elif isinstance(word, str):
-            data = word.encode()
-        elif isinstance(word, int | float) and not isinstance(word, bool):
-            data = repr(word).encode()
-        else:
-            raise TypeError(f"not a Redis argument: {type(word).__name__}")
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
-
-
-def _client(settings: StateSettings) -> aioredis.Redis:
-    # A blocking pool: past max_connections a call waits (within its deadline) for a connection
-    # rather than failing at once with "Too many connections" and falling back for nothing.
-    # No socket_timeout: the call's one deadline bounds every read (a read it cancels drops its
-    # connection), and a timer per reply cost ~6% of a proxied request's CPU (py-spy).
-    pool = aioredis.BlockingConnectionPool.from_url(
-        settings.redis,
-        max_connections=MAX_CONNECTIONS,
-        timeout=None,
-        socket_timeout=None,  # redis-py 8 would set 5 s
-        socket_connect_timeout=settings.timeout,
-        retry=Retry(NoBackoff(), 0),
-    )
-    return aioredis.Redis.from_pool(pool)  # owns the pool: close() disconnects it

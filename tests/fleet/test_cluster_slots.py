@@ -10,7 +10,8 @@ import pytest
 from gateway.admission.ratelimit import RateLimiter
 from gateway.fleet.parity import RedisParityStore
 from gateway.fleet.rate import FleetRateLimiter
-from gateway.fleet.store import Script, StateUnavailable
+from gateway.fleet.store import StateUnavailable
+from gateway.fleet.wire import Script
 from gateway.parity.recorder import Recorder
 from gateway.parity.report import parity_report
 from tests.fleet import fleet_children as kids

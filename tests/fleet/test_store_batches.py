@@ -11,13 +11,8 @@ import redis as sync_redis
 from redis.asyncio.connection import Connection
 
 from gateway.fleet.concurrency import AGAIN_AFTER
-from gateway.fleet.store import (
-    POST_LINGER,
-    QUIET_AFTER_TIMEOUT,
-    Script,
-    StateUnavailable,
-    packed_command,
-)
+from gateway.fleet.store import POST_LINGER, QUIET_AFTER_TIMEOUT, StateUnavailable
+from gateway.fleet.wire import Script, packed_command
 from tests.fleet import fleet_children as kids
 from tests.fleet.redis_kit import RedisServer
 

@@ -77,13 +77,16 @@ class RedisServer:
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self._workdir
         )
         deadline = time.monotonic() + START_WITHIN
-        while not self._pong():
-            if time.monotonic() > deadline or self._process.poll() is not None:
-                self.stop()
-                raise RuntimeError(f"redis-server did not answer PING on {self.port}")
-            time.sleep(0.01)
-        if self._cluster:
-            self._own_every_slot(deadline)
+        try:
+            while not self._pong():
+                if time.monotonic() > deadline or self._process.poll() is not None:
+                    raise RuntimeError(f"redis-server did not answer PING on {self.port}")
+                time.sleep(0.01)
+            if self._cluster:
+                self._own_every_slot(deadline)
+        except BaseException:
+            self.stop()  # whatever went wrong, no redis-server is left behind
+            raise
 
     def kill(self) -> None:
         """SIGKILL, as a crash: no goodbye to the clients."""
@@ -122,7 +125,6 @@ class RedisServer:
         self._ask(b"CLUSTER ADDSLOTSRANGE 0 16383\r\n")
         while b"cluster_state:ok" not in self._ask(b"CLUSTER INFO\r\n"):
             if time.monotonic() > deadline:
-                self.stop()
                 raise RuntimeError(f"the one-node cluster on {self.port} never came up")
             time.sleep(0.01)
 

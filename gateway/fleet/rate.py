@@ -17,12 +17,13 @@ instances with skewed clocks agree.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Protocol
 
 from gateway.fleet.store import StateStore, StateUnavailable
 from gateway.fleet.wire import Script
 
-_GCRA = """
+_GCRA_ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -30,22 +31,16 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local allow_at = tat + interval - tolerance
 if now < allow_at then return tostring(allow_at - now) end
+"""
+"""Whether the key's bucket has a token now (else the microseconds until it will): the
+check and the peek share it, and only the check then takes the token."""
+_GCRA_TAKE = """
 local new_tat = tat + interval
 local full_in_ms = math.ceil((new_tat - now) / 1000) + 1
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', full_in_ms)
-return ''
 """
-_GCRA_PEEK = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local allow_at = tat + interval - tolerance
-if now < allow_at then return tostring(allow_at - now) end
-return ''
-"""
-_GCRA_SCRIPT, _GCRA_PEEK_SCRIPT = Script(_GCRA), Script(_GCRA_PEEK)
+_GCRA_SCRIPT = Script(_GCRA_ADMIT + _GCRA_TAKE + "return ''\n")
+_GCRA_PEEK_SCRIPT = Script(_GCRA_ADMIT + "return ''\n")
 MAX_KEY = 100
 """Longer client keys (a header's value can be kilobytes) are stored by their SHA-256."""
 
@@ -80,27 +75,11 @@ class FleetRateLimiter:
         With Redis unavailable: on_unavailable=local asks the local limiter; closed raises
         StateUnavailable (503).
         """
-        try:
-            wait = await self._store.run(
-                _GCRA_SCRIPT, (self._key(key),), (self._interval_us, self._tolerance_us)
-            )
-        except StateUnavailable:
-            if self._store.settings.on_unavailable == "closed":
-                raise
-            return self._local.check(key)
-        return float(wait) / 1_000_000 if wait else None
+        return await self._ask(_GCRA_SCRIPT, key, self._local.check)
 
     async def peek(self, key: str) -> float | None:
         """As `check`, but takes no token: whether `key` would go ahead now."""
-        try:
-            wait = await self._store.run(
-                _GCRA_PEEK_SCRIPT, (self._key(key),), (self._interval_us, self._tolerance_us)
-            )
-        except StateUnavailable:
-            if self._store.settings.on_unavailable == "closed":
-                raise
-            return self._local.peek(key)
-        return float(wait) / 1_000_000 if wait else None
+        return await self._ask(_GCRA_PEEK_SCRIPT, key, self._local.peek)
 
     def take(self, key: str) -> None:
         """Take a token without waiting for the answer (a failed login: nobody waits for it);
@@ -110,6 +89,19 @@ class FleetRateLimiter:
 
     def _key(self, key: str) -> str:
         return self._prefix + _short(key)
+
+    async def _ask(
+        self, script: Script, key: str, local: Callable[[str], float | None]
+    ) -> float | None:
+        try:
+            wait = await self._store.run(
+                script, (self._key(key),), (self._interval_us, self._tolerance_us)
+            )
+        except StateUnavailable:
+            if self._store.settings.on_unavailable == "closed":
+                raise
+            return local(key)
+        return float(wait) / 1_000_000 if wait else None
 
 
 def _short(key: str) -> str:

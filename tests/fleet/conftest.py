@@ -7,18 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.fleet.redis_kit import RedisServer
+from tests.fleet.redis_kit import RedisServer, running_redis
 
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """The server itself, for tests that kill, stall or restart it."""
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
+    with running_redis(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -36,20 +32,12 @@ def cluster_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSer
     """A one-node Redis cluster: ElastiCache Serverless's rules (keys of one script in one
     hash slot), which a plain redis-server does not enforce. Shared by a module: it takes
     about 2 s to come up."""
-    server = RedisServer(tmp_path_factory.mktemp("cluster"), cluster=True)
-    server.start()
-    try:
+    with running_redis(tmp_path_factory.mktemp("cluster"), cluster=True) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A redis-server that speaks TLS only (rediss://), as ElastiCache Serverless does."""
-    server = RedisServer(tmp_path_factory.mktemp("tls"), tls=True)
-    server.start()
-    try:
+    with running_redis(tmp_path_factory.mktemp("tls"), tls=True) as server:
         yield server
-    finally:
-        server.stop()

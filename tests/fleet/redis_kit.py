@@ -11,6 +11,8 @@ import socket
 import ssl
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 START_WITHIN = 5.0
@@ -144,6 +146,19 @@ class RedisServer:
                     return conn.recv(16).startswith(b"+PONG")
         except OSError:
             return False
+
+
+@contextmanager
+def running_redis(
+    workdir: Path, *, cluster: bool = False, tls: bool = False
+) -> Iterator[RedisServer]:
+    """A started redis-server for the block, stopped by its PID after it, whatever happens."""
+    server = RedisServer(workdir, cluster=cluster, tls=tls)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def self_signed(workdir: Path) -> tuple[Path, Path]:

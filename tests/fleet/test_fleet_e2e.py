@@ -20,7 +20,7 @@ import pytest
 import redis as sync_redis
 
 from tests.fleet.fleet_kit import Answer, SlowUpstream, get
-from tests.fleet.redis_kit import RedisServer
+from tests.fleet.redis_kit import RedisServer, running_redis
 from tests.support.lambda_kit import alb_event, answer_body
 from tests.support.lambda_runner import LambdaProcess, lambda_process
 from tests.support.servers import free_port, serve_in_thread, serve_process, write_config
@@ -82,12 +82,8 @@ def upstream() -> Iterator[tuple[str, SlowUpstream]]:
 
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

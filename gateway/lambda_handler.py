@@ -74,7 +74,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         app.state.telemetry.flush()
 
 
-_seen = StoreSnapshot(True, 0, 0, (), 0.0, 0)
+_NO_CALLS = StoreSnapshot(True, 0, 0, (), 0.0, 0)
+_seen = _NO_CALLS
 
 
 def _state_metrics(now: StoreSnapshot) -> None:
@@ -82,7 +83,7 @@ def _state_metrics(now: StoreSnapshot) -> None:
     global _seen  # noqa: PLW0603 - one environment, one invocation at a time
     before, _seen = _seen, now
     if now.calls < before.calls:  # a reload brought another store, counting from zero
-        before = StoreSnapshot(True, 0, 0, (), 0.0, 0)
+        before = _NO_CALLS
     trips, failed = now.calls - before.calls, now.unavailable_total - before.unavailable_total
     if (trips or failed) and app.state.telemetry.access_log is not None:
         emit(state_record(trips, failed, now.latency_sum - before.latency_sum))

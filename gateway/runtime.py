@@ -72,9 +72,7 @@ def state_store(
         return None
     if reuse is not None and reuse.store is not None and reuse.store.settings == config.state:
         return reuse.store
-    store = StateStore(config.state)
-    store.observer = observer
-    return store
+    return StateStore(config.state, observer=observer)
 
 
 def build_upstream(target: Target) -> Upstream:

@@ -39,7 +39,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, TypeAlias
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
@@ -107,9 +107,12 @@ class _Call:
 
 
 class StateStore:
-    unavailable_error: ClassVar[type[StateUnavailable]] = StateUnavailable
-
-    def __init__(self, settings: StateSettings, client: aioredis.Redis | None = None) -> None:
+    def __init__(
+        self,
+        settings: StateSettings,
+        client: aioredis.Redis | None = None,
+        observer: StateObserver | None = None,
+    ) -> None:
         self.settings = settings
         self.timeout = settings.timeout
         self.prefix = settings.prefix
@@ -126,7 +129,7 @@ class StateStore:
         self._urgent = False  # whether somebody awaits a call of the next batch
         self._refusals: set[str] = set()  # the reasons already logged
         self._quiet_until = 0.0  # loop time: after a timeout, no round trip before this
-        self.observer: StateObserver | None = None
+        self.observer = observer
         """Told of every round trip and failure, besides this store's own counts: the metrics
         of a multi-worker server, where a scrape must sum every worker's."""
 
